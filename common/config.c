@@ -1,0 +1,482 @@
+/* config.c - the settings table and its loader; see config.h. */
+#include "config.h"
+
+#include "log.h"
+
+#include <amqp.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum option_type { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_BOOL };
+
+struct option {
+    const char *flag; /* without the leading "--" */
+    const char *env;  /* NULL: flag only */
+    enum option_type type;
+    const char *default_value; /* NULL: unset */
+    double min, max;           /* for OPT_INT and OPT_SECONDS */
+    size_t offset;
+    unsigned programs;
+    const char *help;
+};
+
+#define ALL (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES)
+#define WP (PROGRAM_WORKER | PROGRAM_PRODUCER)
+#define AT(field) offsetof(struct config, field)
+
+/* The default prefetch and batch sizes come from the throughput benchmark
+ * (README, "Performance"). */
+static const struct option options[] = {
+    {"amqp-url", "AMQP_URL", OPT_STRING, "amqp://guest:guest@localhost:5672/", 0, 0, AT(amqp_url), ALL,
+     "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)"},
+    {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0, AT(amqp_cacert),
+     ALL, "CA bundle that verifies the broker's certificate with amqps://"},
+    {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),
+     PROGRAM_WORKER, "libpq connection string or URI"},
+    {"jobs-queue", "GREET_JOBS_QUEUE", OPT_STRING, "greet.jobs", 0, 0, AT(jobs_queue), WP, "the jobs queue"},
+    {"reply-queue", "GREET_REPLY_QUEUE", OPT_STRING, "greet.replies", 0, 0, AT(reply_queue), ALL,
+     "default reply queue (greet-replies: the queue it reads)"},
+    {"dead-queue", "GREET_DEAD_QUEUE", OPT_STRING, "greet.dead", 0, 0, AT(dead_queue), WP,
+     "dead-letter queue"},
+    {"delivery-limit", "GREET_DELIVERY_LIMIT", OPT_INT, "20", 1, 100000, AT(delivery_limit), WP,
+     "deliveries of one job before the broker dead-letters it"},
+    {"heartbeat", "GREET_HEARTBEAT", OPT_SECONDS, "10", 0, 3600, AT(heartbeat), ALL,
+     "AMQP heartbeat in seconds (0: off)"},
+    {"prefetch", "GREET_PREFETCH", OPT_INT, "200", 1, 65535, AT(prefetch), PROGRAM_WORKER | PROGRAM_REPLIES,
+     "deliveries held unacked at most"},
+    {"batch-max", "GREET_BATCH_MAX", OPT_INT, "200", 1, 65535, AT(batch_max), PROGRAM_WORKER,
+     "jobs looked up in one database round trip at most"},
+    {"shutdown-timeout", "GREET_SHUTDOWN_TIMEOUT", OPT_SECONDS, "10", 0, 3600, AT(shutdown_timeout),
+     PROGRAM_WORKER, "seconds to finish jobs in hand after SIGTERM"},
+    {"stats-interval", "GREET_STATS_INTERVAL", OPT_SECONDS, "30", 0, 86400, AT(stats_interval),
+     PROGRAM_WORKER, "seconds between summary lines (0: only at exit)"},
+    {"db-timeout", "GREET_DB_TIMEOUT", OPT_SECONDS, "5", 0.001, 3600, AT(db_timeout), PROGRAM_WORKER,
+     "seconds a preference lookup may take before it is retried"},
+    {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), ALL,
+     "debug, info, warn or error"},
+
+    {"user-id", NULL, OPT_INT, NULL, 1, 9223372036854775807.0, AT(user_id), PROGRAM_PRODUCER,
+     "user_id of the one job to send"},
+    {"name", NULL, OPT_STRING, NULL, 0, 0, AT(name), PROGRAM_PRODUCER, "name of the one job to send"},
+    {"job-id", NULL, OPT_STRING, NULL, 0, 0, AT(job_id), PROGRAM_PRODUCER,
+     "job_id of the one job to send (default: generated)"},
+    {"reply-to", NULL, OPT_STRING, NULL, 0, 0, AT(reply_to), PROGRAM_PRODUCER,
+     "reply_to property of every job sent"},
+    {"correlation-id", NULL, OPT_STRING, NULL, 0, 0, AT(correlation_id), PROGRAM_PRODUCER,
+     "correlation_id of the one job to send"},
+    {"file", NULL, OPT_STRING, NULL, 0, 0, AT(file), PROGRAM_PRODUCER,
+     "send the jobs of a JSON-lines file, one job per line ('-': stdin)"},
+    {"count", NULL, OPT_INT, "0", 0, 100000000, AT(count), PROGRAM_PRODUCER,
+     "send a synthetic load of COUNT jobs"},
+    {"users", NULL, OPT_INT, "1000", 1, 100000000, AT(users), PROGRAM_PRODUCER,
+     "with --count: spread the jobs over user_id 1..USERS"},
+    {"rate", NULL, OPT_SECONDS, "0", 0, 10000000, AT(rate), PROGRAM_PRODUCER,
+     "with --count: publish at RATE jobs/s (0: as fast as confirms allow)"},
+    {"wait", NULL, OPT_BOOL, NULL, 0, 0, AT(wait), PROGRAM_PRODUCER,
+     "read the replies on a private queue, print them, exit 0 only if all are ok"},
+    {"progress", NULL, OPT_BOOL, NULL, 0, 0, AT(progress), PROGRAM_PRODUCER,
+     "show progress on stderr even when it is not a terminal"},
+    {"count", NULL, OPT_INT, "0", 0, 100000000, AT(count), PROGRAM_REPLIES,
+     "stop after COUNT replies (0: run until a signal)"},
+    {"dedupe", NULL, OPT_BOOL, NULL, 0, 0, AT(dedupe), PROGRAM_REPLIES,
+     "drop a reply whose message_id was already printed in this run"},
+    {"timeout", NULL, OPT_SECONDS, "0", 0, 86400, AT(timeout), PROGRAM_PRODUCER | PROGRAM_REPLIES,
+     "give up after SECONDS and exit 1 (0: no limit, or 60 with --wait)"},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "GREET_PREFETCH (--prefetch)" or "--name": how errors name a setting. */
+static void option_label(const struct option *opt, char *out, size_t outlen)
+{
+    if (opt->env)
+        snprintf(out, outlen, "%s (--%s)", opt->env, opt->flag);
+    else
+        snprintf(out, outlen, "--%s", opt->flag);
+}
+
+static bool parse_bool(const char *text, bool *value)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off", ""};
+
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(text, yes[i]) == 0) {
+            *value = true;
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        if (strcmp(text, no[i]) == 0) {
+            *value = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool set_option(struct config *cfg, const struct option *opt, const char *text, char *err,
+                       size_t errlen)
+{
+    char *field = (char *)cfg + opt->offset;
+    char label[96];
+    char *end;
+
+    option_label(opt, label, sizeof label);
+    switch (opt->type) {
+    case OPT_STRING: {
+        char *copy = strdup(text);
+        if (copy == NULL) {
+            set_error(err, errlen, "%s: out of memory", label);
+            return false;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return true;
+    }
+    case OPT_INT: {
+        long long value;
+        errno = 0;
+        value = strtoll(text, &end, 10);
+        if (errno != 0 || end == text || *end != '\0' || value < opt->min || value > opt->max) {
+            set_error(err, errlen, "%s: expected a whole number from %.0f to %.0f, got '%s'", label, opt->min,
+                      opt->max, text);
+            return false;
+        }
+        *(long long *)field = value;
+        return true;
+    }
+    case OPT_SECONDS: {
+        double value;
+        errno = 0;
+        value = strtod(text, &end);
+        if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < opt->min ||
+            value > opt->max) {
+            set_error(err, errlen, "%s: expected a number from %g to %g, got '%s'", label, opt->min, opt->max,
+                      text);
+            return false;
+        }
+        *(double *)field = value;
+        return true;
+    }
+    case OPT_BOOL:
+        if (!parse_bool(text, (bool *)field)) {
+            set_error(err, errlen, "%s: expected true or false, got '%s'", label, text);
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+static const struct option *find_flag(enum config_program program, const char *flag, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *opt = &options[i];
+        if ((opt->programs & program) && strlen(opt->flag) == len && strncmp(opt->flag, flag, len) == 0)
+            return opt;
+    }
+    return NULL;
+}
+
+static bool validate_queue(const char *label, const char *name, char *err, size_t errlen)
+{
+    size_t len = strlen(name);
+
+    /* AMQP queue names are short strings: 1 to 255 bytes. */
+    if (len == 0 || len > 255) {
+        set_error(err, errlen, "%s: a queue name must be 1 to 255 bytes, got %zu", label, len);
+        return false;
+    }
+    if (strncmp(name, "amq.", 4) == 0) {
+        set_error(err, errlen, "%s: '%s': names starting with 'amq.' are reserved by the broker", label, name);
+        return false;
+    }
+    return true;
+}
+
+static bool validate_amqp_url(const char *url, char *err, size_t errlen)
+{
+    struct amqp_connection_info info;
+    char *copy = strdup(url);
+    int status;
+
+    if (copy == NULL) {
+        set_error(err, errlen, "AMQP_URL (--amqp-url): out of memory");
+        return false;
+    }
+    status = amqp_parse_url(copy, &info);
+    free(copy);
+    if (status != AMQP_STATUS_OK) {
+        char masked[512];
+        config_mask_url(url, masked, sizeof masked);
+        set_error(err, errlen,
+                  "AMQP_URL (--amqp-url): '%s' is not an AMQP URL; expected "
+                  "amqp://user:pass@host:port/vhost or amqps://...",
+                  masked);
+        return false;
+    }
+    return true;
+}
+
+static bool validate_database_url(const char *url, char *err, size_t errlen)
+{
+    char *parse_error = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(url, &parse_error);
+
+    if (parsed == NULL) {
+        /* libpq's message ends with a newline. */
+        size_t len = parse_error ? strlen(parse_error) : 0;
+        if (len > 0 && parse_error[len - 1] == '\n')
+            parse_error[len - 1] = '\0';
+        set_error(err, errlen, "DATABASE_URL (--database-url): %s",
+                  parse_error ? parse_error : "out of memory");
+        PQfreemem(parse_error);
+        return false;
+    }
+    PQconninfoFree(parsed);
+    return true;
+}
+
+static bool validate(const struct config *cfg, char *err, size_t errlen)
+{
+    enum log_level level;
+
+    if (!validate_amqp_url(cfg->amqp_url, err, errlen))
+        return false;
+    if ((cfg->program & PROGRAM_WORKER) && !validate_database_url(cfg->database_url, err, errlen))
+        return false;
+    if ((cfg->program & WP) && !validate_queue("GREET_JOBS_QUEUE (--jobs-queue)", cfg->jobs_queue, err, errlen))
+        return false;
+    if (!validate_queue("GREET_REPLY_QUEUE (--reply-queue)", cfg->reply_queue, err, errlen))
+        return false;
+    if ((cfg->program & WP) && !validate_queue("GREET_DEAD_QUEUE (--dead-queue)", cfg->dead_queue, err, errlen))
+        return false;
+    if ((cfg->program & WP) &&
+        (strcmp(cfg->jobs_queue, cfg->reply_queue) == 0 || strcmp(cfg->jobs_queue, cfg->dead_queue) == 0 ||
+         strcmp(cfg->reply_queue, cfg->dead_queue) == 0)) {
+        set_error(err, errlen,
+                  "GREET_JOBS_QUEUE, GREET_REPLY_QUEUE and GREET_DEAD_QUEUE must name three "
+                  "different queues ('%s', '%s', '%s')",
+                  cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue);
+        return false;
+    }
+    if (!log_level_parse(cfg->log_level, &level)) {
+        set_error(err, errlen, "GREET_LOG_LEVEL (--log-level): expected debug, info, warn or error, got '%s'",
+                  cfg->log_level);
+        return false;
+    }
+    return true;
+}
+
+enum config_status config_load(struct config *cfg, enum config_program program, int argc, char **argv,
+                               config_getenv_fn environ_get, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->program = program;
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *opt = &options[i];
+        const char *value = opt->default_value;
+        const char *from_env = opt->env ? environ_get(opt->env) : NULL;
+
+        if (!(opt->programs & program))
+            continue;
+        if (from_env != NULL && from_env[0] != '\0')
+            value = from_env;
+        if (value != NULL && !set_option(cfg, opt, value, err, errlen))
+            return CONFIG_ERROR;
+    }
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *flag, *eq, *value;
+        const struct option *opt;
+        size_t flag_len;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return CONFIG_HELP;
+        if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
+            return CONFIG_VERSION;
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            set_error(err, errlen, "unexpected argument '%s' (options start with --; see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        flag = arg + 2;
+        eq = strchr(flag, '=');
+        flag_len = eq ? (size_t)(eq - flag) : strlen(flag);
+        opt = find_flag(program, flag, flag_len);
+        if (opt == NULL) {
+            set_error(err, errlen, "unknown option '--%.*s' (see --help)", (int)flag_len, flag);
+            return CONFIG_ERROR;
+        }
+        if (eq != NULL) {
+            value = eq + 1;
+        } else if (opt->type == OPT_BOOL) {
+            value = "true";
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            set_error(err, errlen, "option '--%s' needs a value", opt->flag);
+            return CONFIG_ERROR;
+        }
+        if (!set_option(cfg, opt, value, err, errlen))
+            return CONFIG_ERROR;
+    }
+
+    return validate(cfg, err, errlen) ? CONFIG_OK : CONFIG_ERROR;
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type == OPT_STRING) {
+            char **field = (char **)((char *)cfg + options[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+void config_usage(FILE *out, enum config_program program, const char *name, const char *summary)
+{
+    fprintf(out, "Usage: %s [OPTION]...\n%s\n\nOptions (each also read from the environment variable shown):\n",
+            name, summary);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *opt = &options[i];
+        char left[64];
+
+        if (!(opt->programs & program))
+            continue;
+        snprintf(left, sizeof left, "--%s%s", opt->flag, opt->type == OPT_BOOL ? "" : " VALUE");
+        fprintf(out, "  %-26s %s", left, opt->help);
+        if (opt->env)
+            fprintf(out, " [%s]", opt->env);
+        if (opt->default_value && opt->type != OPT_BOOL && strcmp(opt->default_value, "0") != 0)
+            fprintf(out, " (default %s)", opt->default_value);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-26s %s\n  %-26s %s\n", "--help", "show this help and exit", "--version",
+            "show the version and exit");
+    fprintf(out, "\nExit status: 0 on success, 1 on a runtime failure, 2 on bad usage.\n");
+}
+
+void config_log_effective(const struct config *cfg)
+{
+    struct log_line line;
+
+    log_begin(&line, LOG_INFO, "config");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *opt = &options[i];
+        const char *field = (const char *)cfg + opt->offset;
+
+        if (!(opt->programs & cfg->program) || opt->env == NULL)
+            continue;
+        switch (opt->type) {
+        case OPT_STRING: {
+            char masked[512];
+            config_mask_url(*(char *const *)field, masked, sizeof masked);
+            log_str(&line, opt->env, masked);
+            break;
+        }
+        case OPT_INT:
+            log_int(&line, opt->env, *(const long long *)field);
+            break;
+        case OPT_SECONDS:
+            log_double(&line, opt->env, *(const double *)field);
+            break;
+        case OPT_BOOL:
+            log_str(&line, opt->env, *(const bool *)field ? "true" : "false");
+            break;
+        }
+    }
+    log_end(&line);
+}
+
+/* Appends src[0..len) to out, keeping room for the terminator. */
+static void append(char *out, size_t outlen, size_t *pos, const char *src, size_t len)
+{
+    while (len-- > 0 && *pos + 1 < outlen)
+        out[(*pos)++] = *src++;
+    out[*pos] = '\0';
+}
+
+static const char MASK[] = "***";
+
+void config_mask_url(const char *url, char *out, size_t outlen)
+{
+    const char *scheme_end, *p;
+    size_t pos = 0;
+
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    if (url == NULL)
+        return;
+
+    p = url;
+    scheme_end = strstr(url, "://");
+    if (scheme_end != NULL) {
+        /* userinfo ends at the last '@' before the query, so a password
+         * may hold '/' or '@' without fooling us. */
+        const char *authority = scheme_end + 3;
+        const char *query = strchr(authority, '?');
+        const char *at = NULL;
+        for (const char *c = authority; *c && c != query; c++)
+            if (*c == '@')
+                at = c;
+        if (at != NULL) {
+            const char *colon = memchr(authority, ':', (size_t)(at - authority));
+            if (colon != NULL) {
+                append(out, outlen, &pos, url, (size_t)(colon + 1 - url));
+                append(out, outlen, &pos, MASK, sizeof MASK - 1);
+                p = at;
+            }
+        }
+    }
+
+    /* password=VALUE, in a query (&-separated) or a keyword string
+     * (space-separated, value possibly quoted). */
+    while (*p) {
+        bool at_key_start = p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' || p[-1] == '\t';
+        if (at_key_start && strncmp(p, "password", 8) == 0) {
+            const char *v = p + 8;
+            while (*v == ' ')
+                v++;
+            if (*v == '=') {
+                v++;
+                while (*v == ' ')
+                    v++;
+                append(out, outlen, &pos, p, (size_t)(v - p));
+                append(out, outlen, &pos, MASK, sizeof MASK - 1);
+                if (*v == '\'') {
+                    for (v++; *v && *v != '\''; v++)
+                        if (*v == '\\' && v[1])
+                            v++;
+                    if (*v == '\'')
+                        v++;
+                } else {
+                    while (*v && *v != ' ' && *v != '&' && *v != '\t')
+                        v++;
+                }
+                p = v;
+                continue;
+            }
+        }
+        append(out, outlen, &pos, p, 1);
+        p++;
+    }
+}

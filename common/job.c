@@ -1,0 +1,204 @@
+/* job.c - greet job decoding and validation; see job.h. */
+#include "job.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *job_status_code(enum job_status status)
+{
+    switch (status) {
+    case JOB_OK:
+        return "ok";
+    case JOB_INVALID_JSON:
+        return "invalid_json";
+    case JOB_INVALID_JOB:
+        return "invalid_job";
+    case JOB_TOO_LARGE:
+        return "too_large";
+    }
+    return "invalid_job";
+}
+
+/* Length of the UTF-8 sequence starting with lead byte c, 0 if c cannot
+ * start one.  Overlong forms, surrogates and values past U+10FFFF are
+ * rejected by the range checks in utf8_next. */
+static unsigned utf8_length(unsigned char c)
+{
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return 2;
+    if (c >= 0xe0 && c <= 0xef)
+        return 3;
+    if (c >= 0xf0 && c <= 0xf4)
+        return 4;
+    return 0;
+}
+
+/* Decodes one code point at s (len bytes left); returns its byte length,
+ * 0 when the bytes are not valid UTF-8. */
+static unsigned utf8_next(const unsigned char *s, size_t len, unsigned long *code_point)
+{
+    unsigned n = utf8_length(s[0]);
+    unsigned long cp;
+
+    if (n == 0 || n > len)
+        return 0;
+    if (n == 1) {
+        *code_point = s[0];
+        return 1;
+    }
+    cp = s[0] & (0x7f >> n);
+    for (unsigned i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    *code_point = cp;
+    return n;
+}
+
+/* Unicode's control characters (general category Cc): C0, DEL and C1. */
+static bool is_control(unsigned long cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+const char *job_check_text(const char *text, size_t len, size_t max_chars)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t chars = 0;
+
+    if (len == 0)
+        return "is empty";
+    while (len > 0) {
+        unsigned long cp;
+        unsigned n = utf8_next(s, len, &cp);
+        if (n == 0)
+            return "is not valid UTF-8";
+        if (is_control(cp))
+            return "contains a control character";
+        chars++;
+        s += n;
+        len -= n;
+    }
+    if (chars > max_chars)
+        return "is too long";
+    return NULL;
+}
+
+static size_t utf8_chars(const char *text, size_t len)
+{
+    size_t chars = 0;
+
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)text[i] & 0xc0) != 0x80)
+            chars++;
+    return chars;
+}
+
+/* Checks a string field; copies it into out (out_size bytes) when valid. */
+static bool check_string_field(json_t *value, const char *field, size_t max_chars, char *out, size_t out_size,
+                               char *detail, size_t detail_len)
+{
+    const char *text;
+    size_t len, chars;
+    const char *problem;
+
+    if (!json_is_string(value)) {
+        snprintf(detail, detail_len, "%s must be a string", field);
+        return false;
+    }
+    text = json_string_value(value);
+    len = json_string_length(value);
+    chars = utf8_chars(text, len);
+    problem = job_check_text(text, len, max_chars);
+    if (problem != NULL) {
+        if (chars == 0 || chars > max_chars)
+            snprintf(detail, detail_len, "%s must be 1 to %zu characters, got %zu", field, max_chars, chars);
+        else
+            snprintf(detail, detail_len, "%s %s", field, problem);
+        return false;
+    }
+    /* max_chars characters of at most 4 bytes each always fit. */
+    if (len >= out_size) {
+        snprintf(detail, detail_len, "%s is too long", field);
+        return false;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
+    return true;
+}
+
+static enum job_status decode_object(json_t *root, struct job *job, char *detail, size_t detail_len)
+{
+    json_t *job_id = json_object_get(root, "job_id");
+    json_t *user_id = json_object_get(root, "user_id");
+    json_t *name = json_object_get(root, "name");
+
+    if (job_id == NULL) {
+        snprintf(detail, detail_len, "job_id is required");
+        return JOB_INVALID_JOB;
+    }
+    if (!check_string_field(job_id, "job_id", JOB_ID_MAX_CHARS, job->job_id, sizeof job->job_id, detail,
+                            detail_len))
+        return JOB_INVALID_JOB;
+
+    if (user_id != NULL && !json_is_null(user_id)) {
+        if (!json_is_integer(user_id) || json_integer_value(user_id) < 1) {
+            snprintf(detail, detail_len, "user_id must be an integer >= 1");
+            return JOB_INVALID_JOB;
+        }
+        job->has_user_id = true;
+        job->user_id = json_integer_value(user_id);
+    }
+
+    if (name != NULL && !json_is_null(name)) {
+        if (!check_string_field(name, "name", JOB_NAME_MAX_CHARS, job->name, sizeof job->name, detail,
+                                detail_len))
+            return JOB_INVALID_JOB;
+        job->has_name = true;
+    }
+    return JOB_OK;
+}
+
+enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail, size_t detail_len)
+{
+    json_error_t error;
+    json_t *root;
+    enum job_status status;
+
+    memset(job, 0, sizeof *job);
+    detail[0] = '\0';
+
+    if (len > JOB_BODY_MAX) {
+        snprintf(detail, detail_len, "body is %zu bytes; a job is at most %d bytes", len, JOB_BODY_MAX);
+        return JOB_TOO_LARGE;
+    }
+
+    /* JSON_DECODE_ANY: "42" is JSON, just not a job (invalid_job).
+     * JSON_ALLOW_NUL lets "\u0000" through the parser so that validation
+     * reports it as the control character it is, with the job_id. */
+    root = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
+    if (root == NULL) {
+        if (json_error_code(&error) == json_error_numeric_overflow) {
+            snprintf(detail, detail_len, "a number in the job is out of range (line %d, column %d)", error.line,
+                     error.column);
+            return JOB_INVALID_JOB;
+        }
+        snprintf(detail, detail_len, "body is not valid JSON: %s (line %d, column %d)", error.text, error.line,
+                 error.column);
+        return JOB_INVALID_JSON;
+    }
+    if (!json_is_object(root)) {
+        snprintf(detail, detail_len, "body must be a JSON object");
+        json_decref(root);
+        return JOB_INVALID_JOB;
+    }
+    status = decode_object(root, job, detail, detail_len);
+    json_decref(root);
+    return status;
+}

@@ -1,0 +1,16 @@
+/* suites.h - one Check suite per module; main.c runs them all. */
+#ifndef GREET_TEST_SUITES_H
+#define GREET_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *buf_suite(void);
+Suite *log_suite(void);
+Suite *config_suite(void);
+Suite *job_suite(void);
+Suite *greet_suite(void);
+Suite *reply_suite(void);
+Suite *backoff_suite(void);
+Suite *jobsource_suite(void);
+
+#endif

@@ -1,0 +1,158 @@
+/* test_config.c - settings from environment and flags, and URL masking. */
+#include "config.h"
+#include "suites.h"
+
+#include <string.h>
+
+/* The environment a case runs in: "NAME=value" strings. */
+static const char *const *fake_environ;
+
+static const char *fake_getenv(const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *const *e = fake_environ; e && *e; e++)
+        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
+            return *e + len + 1;
+    return NULL;
+}
+
+struct config_case {
+    const char *env[4];
+    const char *argv[6];
+    enum config_program program;
+    enum config_status status;
+    const char *error_has; /* for CONFIG_ERROR: a substring of err */
+};
+
+static const struct config_case cases[] = {
+    /* Defaults. */
+    {{NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
+    /* Environment and flags, flags winning. */
+    {{"GREET_PREFETCH=50", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
+    {{"GREET_PREFETCH=50", NULL}, {"w", "--prefetch", "7", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
+    {{NULL}, {"w", "--prefetch=9", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
+    {{NULL}, {"w", "--help", NULL}, PROGRAM_WORKER, CONFIG_HELP, NULL},
+    {{NULL}, {"w", "--version", NULL}, PROGRAM_WORKER, CONFIG_VERSION, NULL},
+    /* Bad values name the variable. */
+    {{"GREET_PREFETCH=abc", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH (--prefetch)"},
+    {{"GREET_PREFETCH=0", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "from 1 to 65535, got '0'"},
+    {{"GREET_PREFETCH=70000", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH"},
+    {{"GREET_PREFETCH=5x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH"},
+    {{"GREET_SHUTDOWN_TIMEOUT=-1", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_SHUTDOWN_TIMEOUT"},
+    {{"GREET_HEARTBEAT=nan", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_HEARTBEAT"},
+    {{"AMQP_URL=http://x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "AMQP_URL (--amqp-url)"},
+    {{"AMQP_URL=amqp://u:secret@h:notaport/", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "amqp://u:***@h"},
+    {{"DATABASE_URL=host=x port", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "DATABASE_URL"},
+    {{"GREET_JOBS_QUEUE=greet.replies", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "different queues"},
+    {{"GREET_DEAD_QUEUE=amq.x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "reserved"},
+    {{"GREET_LOG_LEVEL=loud", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_LOG_LEVEL"},
+    /* Flags. */
+    {{NULL}, {"w", "--nope", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unknown option '--nope'"},
+    {{NULL}, {"w", "stray", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unexpected argument 'stray'"},
+    {{NULL}, {"w", "--prefetch", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "needs a value"},
+    /* Each program takes only its own flags. */
+    {{NULL}, {"p", "--prefetch", "5", NULL}, PROGRAM_PRODUCER, CONFIG_ERROR, "unknown option"},
+    {{NULL}, {"w", "--count", "5", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unknown option"},
+    {{NULL}, {"p", "--count", "5", "--wait", NULL}, PROGRAM_PRODUCER, CONFIG_OK, NULL},
+    {{NULL}, {"p", "--user-id", "0", NULL}, PROGRAM_PRODUCER, CONFIG_ERROR, "--user-id"},
+    {{NULL}, {"r", "--dedupe=maybe", NULL}, PROGRAM_REPLIES, CONFIG_ERROR, "expected true or false"},
+    /* The worker does not read DATABASE_URL for other programs. */
+    {{"DATABASE_URL=host=x port", NULL}, {"r", NULL}, PROGRAM_REPLIES, CONFIG_OK, NULL},
+};
+
+START_TEST(test_load)
+{
+    const struct config_case *c = &cases[_i];
+    struct config cfg;
+    char err[512] = "";
+    int argc = 0;
+    enum config_status status;
+
+    while (c->argv[argc])
+        argc++;
+    fake_environ = c->env;
+    status = config_load(&cfg, c->program, argc, (char **)c->argv, fake_getenv, err, sizeof err);
+    ck_assert_msg(status == c->status, "case %d: status %d, want %d (%s)", _i, status, c->status, err);
+    if (c->error_has)
+        ck_assert_msg(strstr(err, c->error_has) != NULL, "case %d: '%s' lacks '%s'", _i, err, c->error_has);
+    config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_values_and_precedence)
+{
+    static const char *const env[] = {"GREET_PREFETCH=50", "GREET_JOBS_QUEUE=q.jobs", "GREET_DB_TIMEOUT=0.5",
+                                      NULL};
+    char *argv[] = {"w", "--prefetch", "7", NULL};
+    struct config cfg;
+    char err[256];
+
+    fake_environ = env;
+    ck_assert_int_eq(config_load(&cfg, PROGRAM_WORKER, 3, argv, fake_getenv, err, sizeof err), CONFIG_OK);
+    ck_assert_int_eq(cfg.prefetch, 7);
+    ck_assert_str_eq(cfg.jobs_queue, "q.jobs");
+    ck_assert_str_eq(cfg.reply_queue, "greet.replies");
+    ck_assert_str_eq(cfg.dead_queue, "greet.dead");
+    ck_assert_str_eq(cfg.amqp_url, "amqp://guest:guest@localhost:5672/");
+    ck_assert_str_eq(cfg.database_url, "postgresql:///greet");
+    ck_assert_int_eq(cfg.delivery_limit, 20);
+    ck_assert(cfg.db_timeout > 0.49 && cfg.db_timeout < 0.51);
+    config_free(&cfg);
+    ck_assert_ptr_null(cfg.amqp_url);
+}
+END_TEST
+
+static const struct {
+    const char *url;
+    const char *masked;
+} masks[] = {
+    {"amqp://guest:guest@localhost:5672/", "amqp://guest:***@localhost:5672/"},
+    {"amqps://u:p%40ss@h/v", "amqps://u:***@h/v"},
+    {"amqp://u:pa/ss@word@h:1/", "amqp://u:***@h:1/"},
+    {"amqp://user@h/", "amqp://user@h/"},
+    {"amqp://h/", "amqp://h/"},
+    {"postgresql:///greet", "postgresql:///greet"},
+    {"postgresql://app:s3cret@db:5432/greet?sslmode=require", "postgresql://app:***@db:5432/greet?sslmode=require"},
+    {"postgresql://db/greet?user=a&password=s3cret&x=1", "postgresql://db/greet?user=a&password=***&x=1"},
+    {"host=db user=app password=s3cret dbname=greet", "host=db user=app password=*** dbname=greet"},
+    {"host=db password = 'a b\\' c' dbname=g", "host=db password = *** dbname=g"},
+    {"password=x", "password=***"},
+    {"host=db passwordless=1", "host=db passwordless=1"},
+    {"", ""},
+};
+
+START_TEST(test_mask_url)
+{
+    char out[256];
+
+    config_mask_url(masks[_i].url, out, sizeof out);
+    ck_assert_str_eq(out, masks[_i].masked);
+}
+END_TEST
+
+START_TEST(test_mask_url_small_buffer)
+{
+    char out[8];
+
+    config_mask_url("amqp://guest:guest@localhost/", out, sizeof out);
+    ck_assert_str_eq(out, "amqp://");
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_loop_test(tc, test_load, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, test_values_and_precedence);
+    tcase_add_loop_test(tc, test_mask_url, 0, sizeof masks / sizeof masks[0]);
+    tcase_add_test(tc, test_mask_url_small_buffer);
+    suite_add_tcase(s, tc);
+    return s;
+}
