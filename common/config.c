@@ -78,6 +78,8 @@ static const struct option options[] = {
      "with --count: publish at RATE jobs/s (0: as fast as confirms allow)"},
     {"wait", NULL, OPT_BOOL, NULL, 0, 0, AT(wait), PROGRAM_PRODUCER,
      "read the replies on a private queue, print them, exit 0 only if all are ok"},
+    {"raw", NULL, OPT_BOOL, NULL, 0, 0, AT(raw), PROGRAM_PRODUCER,
+     "with --file: send each line as it is, unchecked (to test or replay bad jobs)"},
     {"progress", NULL, OPT_BOOL, NULL, 0, 0, AT(progress), PROGRAM_PRODUCER,
      "show progress on stderr even when it is not a terminal"},
     {"count", NULL, OPT_INT, "0", 0, 100000000, AT(count), PROGRAM_REPLIES,

@@ -49,6 +49,7 @@ struct config {
     long long users;
     double rate;
     bool wait;
+    bool raw;
     bool dedupe;
     bool progress;
     double timeout;
@@ -65,7 +66,7 @@ enum config_status {
 
 /* Loading: environment then argv; err names the variable or flag at fault.
  * environ_get is getenv in production; tests pass their own table. */
-typedef const char *(*config_getenv_fn)(const char *name);
+typedef char *(*config_getenv_fn)(const char *name);
 enum config_status config_load(struct config *cfg, enum config_program program, int argc, char **argv,
                                config_getenv_fn environ_get, char *err, size_t errlen);
 void config_free(struct config *cfg);

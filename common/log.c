@@ -10,6 +10,7 @@
 
 static enum log_level min_level = LOG_INFO;
 static const char *program_name = "greet";
+static int log_fd = STDOUT_FILENO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -17,6 +18,11 @@ void log_init(const char *program, enum log_level level)
 {
     program_name = program;
     min_level = level;
+}
+
+void log_set_fd(int fd)
+{
+    log_fd = fd;
 }
 
 bool log_level_parse(const char *name, enum log_level *level)
@@ -163,7 +169,7 @@ void log_end(struct log_line *line)
     left = line->len;
     /* A failed write of a log line has nowhere better to be reported. */
     while (left > 0) {
-        ssize_t n = write(STDOUT_FILENO, p, left);
+        ssize_t n = write(log_fd, p, left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

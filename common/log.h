@@ -27,6 +27,9 @@ struct log_line {
 
 /* Process-wide settings, made once at start-up by main(). */
 void log_init(const char *program, enum log_level level);
+/* Where lines go: stdout by default; programs whose stdout carries data
+ * (the producer, the subscriber) log to stderr. */
+void log_set_fd(int fd);
 bool log_level_parse(const char *name, enum log_level *level);
 bool log_enabled(enum log_level level);
 

@@ -7,13 +7,13 @@
 /* The environment a case runs in: "NAME=value" strings. */
 static const char *const *fake_environ;
 
-static const char *fake_getenv(const char *name)
+static char *fake_getenv(const char *name)
 {
     size_t len = strlen(name);
 
     for (const char *const *e = fake_environ; e && *e; e++)
         if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
+            return (char *)*e + len + 1;
     return NULL;
 }
 

@@ -1,0 +1,690 @@
+/* mq.c - the broker adapter over librabbitmq; see mq.h. */
+#include "mq.h"
+
+#include "buf.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+#include <amqp.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define CHANNEL 1
+/* 128 KiB frames: a typical job travels in one frame, and one read(2)
+ * brings in many of them. */
+#define FRAME_MAX 131072
+
+enum incoming { INCOMING_NONE, INCOMING_DELIVERY, INCOMING_RETURN };
+
+struct mq {
+    amqp_connection_state_t conn;
+    int heartbeat; /* negotiated, seconds */
+    double last_input;
+    bool consuming;
+    bool cancelling; /* basic.cancel sent, cancel-ok not yet seen */
+    struct mq_shortstr consumer_tag;
+    uint64_t published; /* publishes so far: the last confirm sequence number */
+    /* The message being assembled from method, header and body frames. */
+    enum incoming incoming;
+    struct mq_event assembling;
+    uint64_t body_expected;
+    struct buf body;
+    char url_masked[256];
+};
+
+static struct timeval to_timeval(double seconds)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static void set_error(char *err, size_t errlen, const char *what, const char *why)
+{
+    snprintf(err, errlen, "%s: %s", what, why);
+}
+
+/* The one place an amqp_rpc_reply_t becomes an error message: library
+ * failures, and channel or connection closes with the broker's code and
+ * text (as in rabbitmq-c's examples/utils.c). */
+static bool rpc_ok(amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen, int *server_code)
+{
+    if (server_code)
+        *server_code = 0;
+    switch (reply.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return true;
+    case AMQP_RESPONSE_NONE:
+        set_error(err, errlen, what, "no reply from the broker");
+        return false;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        set_error(err, errlen, what, amqp_error_string2(reply.library_error));
+        return false;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *close = reply.reply.decoded;
+            snprintf(err, errlen, "%s: connection closed by the broker: %u %.*s", what, close->reply_code,
+                     (int)close->reply_text.len, (const char *)close->reply_text.bytes);
+            if (server_code)
+                *server_code = close->reply_code;
+        } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *close = reply.reply.decoded;
+            snprintf(err, errlen, "%s: channel closed by the broker: %u %.*s", what, close->reply_code,
+                     (int)close->reply_text.len, (const char *)close->reply_text.bytes);
+            if (server_code)
+                *server_code = close->reply_code;
+        } else {
+            snprintf(err, errlen, "%s: unexpected broker method 0x%08x", what, reply.reply.id);
+        }
+        return false;
+    }
+    set_error(err, errlen, what, "unknown reply");
+    return false;
+}
+
+static bool status_ok(int status, const char *what, char *err, size_t errlen)
+{
+    if (status == AMQP_STATUS_OK)
+        return true;
+    set_error(err, errlen, what, amqp_error_string2(status));
+    return false;
+}
+
+static amqp_bytes_t bytes_of(const char *data, size_t len)
+{
+    amqp_bytes_t b;
+
+    b.bytes = (void *)data;
+    b.len = len;
+    return b;
+}
+
+static void copy_shortstr(struct mq_shortstr *dst, amqp_bytes_t src)
+{
+    size_t len = src.len > MQ_SHORTSTR_MAX ? MQ_SHORTSTR_MAX : src.len;
+
+    dst->present = true;
+    dst->len = (unsigned char)len;
+    if (len > 0)
+        memcpy(dst->data, src.bytes, len);
+    dst->data[len] = '\0';
+}
+
+static bool open_socket(struct mq *mq, const struct mq_settings *settings, struct amqp_connection_info *info,
+                        char *err, size_t errlen)
+{
+    amqp_socket_t *socket;
+    struct timeval timeout = to_timeval(settings->timeout);
+    int status;
+
+    if (info->ssl) {
+        socket = amqp_ssl_socket_new(mq->conn);
+        if (socket == NULL) {
+            set_error(err, errlen, "TLS", "cannot create a TLS socket");
+            return false;
+        }
+        amqp_ssl_socket_set_verify_peer(socket, 1);
+        amqp_ssl_socket_set_verify_hostname(socket, 1);
+        if (settings->cacert && access(settings->cacert, R_OK) == 0 &&
+            amqp_ssl_socket_set_cacert(socket, settings->cacert) != AMQP_STATUS_OK) {
+            snprintf(err, errlen, "TLS: cannot load the CA bundle %s (AMQP_CACERT)", settings->cacert);
+            return false;
+        }
+    } else {
+        socket = amqp_tcp_socket_new(mq->conn);
+        if (socket == NULL) {
+            set_error(err, errlen, "connect", "out of memory");
+            return false;
+        }
+    }
+    status = amqp_socket_open_noblock(socket, info->host, info->port, &timeout);
+    if (status != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "connect to %s:%d: %s", info->host, info->port, amqp_error_string2(status));
+        return false;
+    }
+    return true;
+}
+
+struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errlen)
+{
+    struct amqp_connection_info info;
+    struct mq *mq = calloc(1, sizeof *mq);
+    char *url = strdup(settings->url);
+    struct timeval timeout = to_timeval(settings->timeout);
+    amqp_table_entry_t capabilities[1], client[2];
+    amqp_table_t client_properties;
+    int heartbeat = settings->heartbeat > 0 ? (int)(settings->heartbeat + 0.999) : 0;
+
+    if (mq == NULL || url == NULL) {
+        set_error(err, errlen, "connect", "out of memory");
+        goto fail;
+    }
+    config_mask_url(settings->url, mq->url_masked, sizeof mq->url_masked);
+    if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+        snprintf(err, errlen, "AMQP_URL: cannot parse %s", mq->url_masked);
+        goto fail;
+    }
+    /* amqp://host/ names the empty vhost; every broker default and most
+     * clients mean "/" by it. */
+    if (info.vhost[0] == '\0')
+        info.vhost = "/";
+
+    mq->conn = amqp_new_connection();
+    if (mq->conn == NULL) {
+        set_error(err, errlen, "connect", "out of memory");
+        goto fail;
+    }
+    if (!open_socket(mq, settings, &info, err, errlen))
+        goto fail;
+    amqp_set_handshake_timeout(mq->conn, &timeout);
+    amqp_set_rpc_timeout(mq->conn, &timeout);
+
+    /* consumer_cancel_notify: be told (basic.cancel) when our queue is
+     * deleted, instead of waiting for deliveries that never come. */
+    capabilities[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    capabilities[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capabilities[0].value.value.boolean = 1;
+    client[0].key = amqp_cstring_bytes("connection_name");
+    client[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    client[0].value.value.bytes = amqp_cstring_bytes(settings->client_name);
+    client[1].key = amqp_cstring_bytes("capabilities");
+    client[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    client[1].value.value.table.num_entries = 1;
+    client[1].value.value.table.entries = capabilities;
+    client_properties.num_entries = 2;
+    client_properties.entries = client;
+
+    if (!rpc_ok(amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX, heartbeat,
+                                           &client_properties, AMQP_SASL_METHOD_PLAIN, info.user, info.password),
+                "login", err, errlen, NULL))
+        goto fail;
+    amqp_channel_open(mq->conn, CHANNEL);
+    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "open channel", err, errlen, NULL))
+        goto fail;
+
+    mq->heartbeat = amqp_get_heartbeat(mq->conn);
+    mq->last_input = clock_now();
+    free(url);
+    return mq;
+
+fail:
+    free(url);
+    mq_abandon(mq);
+    return NULL;
+}
+
+void mq_abandon(struct mq *mq)
+{
+    if (mq == NULL)
+        return;
+    if (mq->conn)
+        amqp_destroy_connection(mq->conn);
+    buf_free(&mq->body);
+    free(mq);
+}
+
+void mq_close(struct mq *mq)
+{
+    if (mq == NULL)
+        return;
+    /* Both are RPCs bounded by the rpc timeout; failures do not matter,
+     * the socket goes either way. */
+    if (mq->conn) {
+        amqp_channel_close(mq->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(mq->conn, AMQP_REPLY_SUCCESS);
+    }
+    mq_abandon(mq);
+}
+
+/* Arguments every queue of ours is declared with: quorum, and for the
+ * jobs queue dead-lettering by delivery limit. */
+static amqp_table_t queue_arguments(amqp_table_entry_t *entries, const struct mq_topology *t, bool is_jobs)
+{
+    amqp_table_t table;
+    int n = 0;
+
+    entries[n].key = amqp_cstring_bytes("x-queue-type");
+    entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    entries[n++].value.value.bytes = amqp_cstring_bytes("quorum");
+    if (is_jobs) {
+        entries[n].key = amqp_cstring_bytes("x-dead-letter-exchange");
+        entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[n++].value.value.bytes = amqp_cstring_bytes("");
+        entries[n].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+        entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[n++].value.value.bytes = amqp_cstring_bytes(t->dead_queue);
+        entries[n].key = amqp_cstring_bytes("x-delivery-limit");
+        entries[n].value.kind = AMQP_FIELD_KIND_I64;
+        entries[n++].value.value.i64 = t->delivery_limit;
+    }
+    table.num_entries = n;
+    table.entries = entries;
+    return table;
+}
+
+/* After the broker closed our channel (a failed declare), it must be
+ * acknowledged before the channel number can be opened again. */
+static bool reopen_channel(struct mq *mq, char *err, size_t errlen)
+{
+    amqp_channel_close_ok_t close_ok = {0};
+
+    if (!status_ok(amqp_send_method(mq->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok),
+                   "close channel", err, errlen))
+        return false;
+    amqp_channel_open(mq->conn, CHANNEL);
+    return rpc_ok(amqp_get_rpc_reply(mq->conn), "reopen channel", err, errlen, NULL);
+}
+
+static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char *name, bool is_jobs, char *err,
+                          size_t errlen)
+{
+    amqp_table_entry_t entries[4];
+    char what[300];
+    int code;
+
+    snprintf(what, sizeof what, "declare queue %s", name);
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 0 /* passive */, 1 /* durable */,
+                       0 /* exclusive */, 0 /* auto_delete */, queue_arguments(entries, t, is_jobs));
+    if (rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
+        return true;
+    if (code != AMQP_PRECONDITION_FAILED)
+        return false;
+
+    /* The queue exists with other arguments (made by hand or by an older
+     * version).  Declaring cannot change it; use it as it is and say so,
+     * since its guarantees may differ from the contract's. */
+    {
+        struct log_line line;
+        log_begin(&line, LOG_WARN, "queue.arguments_differ");
+        log_str(&line, "queue", name);
+        log_str(&line, "error", err);
+        log_str(&line, "msg", "queue exists with other arguments; using it as it is");
+        log_end(&line);
+    }
+    if (!reopen_channel(mq, err, errlen))
+        return false;
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0, amqp_empty_table);
+    return rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, NULL);
+}
+
+bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err, size_t errlen)
+{
+    /* The dead queue first: the jobs queue dead-letters into it. */
+    return declare_queue(mq, topology, topology->dead_queue, false, err, errlen) &&
+           declare_queue(mq, topology, topology->reply_queue, false, err, errlen) &&
+           declare_queue(mq, topology, topology->jobs_queue, true, err, errlen);
+}
+
+bool mq_declare_queue(struct mq *mq, const char *name, char *err, size_t errlen)
+{
+    struct mq_topology none = {0};
+
+    return declare_queue(mq, &none, name, false, err, errlen);
+}
+
+bool mq_declare_private_queue(struct mq *mq, char *name, size_t namelen, char *err, size_t errlen)
+{
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(mq->conn, CHANNEL, amqp_empty_bytes, 0 /* passive */, 0 /* durable */,
+                           1 /* exclusive */, 1 /* auto_delete */, amqp_empty_table);
+
+    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "declare private queue", err, errlen, NULL))
+        return false;
+    snprintf(name, namelen, "%.*s", (int)ok->queue.len, (const char *)ok->queue.bytes);
+    return true;
+}
+
+bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err, size_t errlen)
+{
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(queue), 1 /* passive */,
+                                                     0, 0, 0, amqp_empty_table);
+
+    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "inspect queue", err, errlen, NULL))
+        return false;
+    *messages = ok->message_count;
+    return true;
+}
+
+bool mq_confirm_select(struct mq *mq, char *err, size_t errlen)
+{
+    amqp_confirm_select(mq->conn, CHANNEL);
+    return rpc_ok(amqp_get_rpc_reply(mq->conn), "enable publisher confirms", err, errlen, NULL);
+}
+
+bool mq_qos(struct mq *mq, unsigned prefetch, char *err, size_t errlen)
+{
+    amqp_basic_qos(mq->conn, CHANNEL, 0, (uint16_t)prefetch, 0 /* per consumer */);
+    return rpc_ok(amqp_get_rpc_reply(mq->conn), "set prefetch", err, errlen, NULL);
+}
+
+bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen)
+{
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(mq->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes /* broker names it */,
+                           0 /* no_local */, 0 /* no_ack */, 0 /* exclusive */, amqp_empty_table);
+
+    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "consume", err, errlen, NULL))
+        return false;
+    copy_shortstr(&mq->consumer_tag, ok->consumer_tag);
+    mq->consuming = true;
+    return true;
+}
+
+bool mq_cancel(struct mq *mq, char *err, size_t errlen)
+{
+    amqp_basic_cancel_t cancel;
+
+    if (!mq->consuming)
+        return true;
+    /* Sent without waiting: deliveries already on the wire still arrive
+     * and are ours to finish; cancel-ok comes as one more frame. */
+    cancel.consumer_tag = bytes_of(mq->consumer_tag.data, mq->consumer_tag.len);
+    cancel.nowait = 0;
+    if (!status_ok(amqp_send_method(mq->conn, CHANNEL, AMQP_BASIC_CANCEL_METHOD, &cancel), "cancel consumer", err,
+                   errlen))
+        return false;
+    mq->consuming = false;
+    mq->cancelling = true;
+    return true;
+}
+
+bool mq_is_consuming(const struct mq *mq)
+{
+    return mq->consuming;
+}
+
+bool mq_cancel_settled(const struct mq *mq)
+{
+    return !mq->cancelling;
+}
+
+static void set_header(amqp_table_entry_t *entry, const char *key, const char *value)
+{
+    entry->key = amqp_cstring_bytes(key);
+    entry->value.kind = AMQP_FIELD_KIND_UTF8;
+    entry->value.value.bytes = amqp_cstring_bytes(value);
+}
+
+bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_props *props, const void *body,
+                size_t len, bool mandatory, uint64_t *seq, char *err, size_t errlen)
+{
+    amqp_basic_properties_t p;
+    amqp_table_entry_t headers[2];
+
+    memset(&p, 0, sizeof p);
+    p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    if (props->content_type) {
+        p._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        p.content_type = amqp_cstring_bytes(props->content_type);
+    }
+    /* AMQP short strings hold 255 bytes; a 128-character job_id can take
+     * 512.  Such an id travels in the body only: leaving the property off
+     * beats a publish that can never be encoded. */
+    if (props->message_id && props->message_id_len <= MQ_SHORTSTR_MAX) {
+        p._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        p.message_id = bytes_of(props->message_id, props->message_id_len);
+    }
+    if (props->correlation_id && props->correlation_id_len <= MQ_SHORTSTR_MAX) {
+        p._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+        p.correlation_id = bytes_of(props->correlation_id, props->correlation_id_len);
+    }
+    if (props->reply_to && strlen(props->reply_to) <= MQ_SHORTSTR_MAX) {
+        p._flags |= AMQP_BASIC_REPLY_TO_FLAG;
+        p.reply_to = amqp_cstring_bytes(props->reply_to);
+    }
+    if (props->error_code) {
+        set_header(&headers[0], "x-greet-error", props->error_code);
+        set_header(&headers[1], "x-greet-detail", props->error_detail ? props->error_detail : "");
+        p._flags |= AMQP_BASIC_HEADERS_FLAG;
+        p.headers.num_entries = 2;
+        p.headers.entries = headers;
+    }
+    if (!status_ok(amqp_basic_publish(mq->conn, CHANNEL, amqp_empty_bytes /* default exchange */,
+                                      amqp_cstring_bytes(routing_key), mandatory, 0 /* immediate */, &p,
+                                      bytes_of(body, len)),
+                   "publish", err, errlen))
+        return false;
+    /* In confirm mode the broker numbers our publishes 1, 2, 3... */
+    *seq = ++mq->published;
+    return true;
+}
+
+bool mq_ack(struct mq *mq, uint64_t delivery_tag, bool multiple, char *err, size_t errlen)
+{
+    return status_ok(amqp_basic_ack(mq->conn, CHANNEL, delivery_tag, multiple), "ack", err, errlen);
+}
+
+bool mq_reject(struct mq *mq, uint64_t delivery_tag, bool requeue, char *err, size_t errlen)
+{
+    return status_ok(amqp_basic_reject(mq->conn, CHANNEL, delivery_tag, requeue), "reject", err, errlen);
+}
+
+static long long header_integer(const amqp_field_value_t *v)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_I8:
+        return v->value.i8;
+    case AMQP_FIELD_KIND_U8:
+        return v->value.u8;
+    case AMQP_FIELD_KIND_I16:
+        return v->value.i16;
+    case AMQP_FIELD_KIND_U16:
+        return v->value.u16;
+    case AMQP_FIELD_KIND_I32:
+        return v->value.i32;
+    case AMQP_FIELD_KIND_U32:
+        return v->value.u32;
+    case AMQP_FIELD_KIND_I64:
+        return v->value.i64;
+    case AMQP_FIELD_KIND_U64:
+        return (long long)v->value.u64;
+    default:
+        return 0;
+    }
+}
+
+/* Copies what we use of a content header; the frame's memory is the
+ * library's and goes at the next buffer release. */
+static void take_properties(struct mq_message *m, const amqp_basic_properties_t *p)
+{
+    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+        copy_shortstr(&m->content_type, p->content_type);
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        copy_shortstr(&m->message_id, p->message_id);
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+        copy_shortstr(&m->correlation_id, p->correlation_id);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
+        copy_shortstr(&m->reply_to, p->reply_to);
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return;
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len == 16 && memcmp(e->key.bytes, "x-delivery-count", 16) == 0)
+            m->delivery_count = header_integer(&e->value);
+        else if (e->key.len == 13 && memcmp(e->key.bytes, "x-greet-error", 13) == 0 &&
+                 (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES))
+            copy_shortstr(&m->greet_error, e->value.value.bytes);
+    }
+}
+
+/* A finished message becomes the event; false while frames are missing. */
+static bool finish_message(struct mq *mq, struct mq_event *event)
+{
+    if (mq->body.len < mq->body_expected)
+        return false;
+    *event = mq->assembling;
+    event->message.body = mq->body.data ? mq->body.data : "";
+    event->message.body_len = mq->body.len;
+    mq->incoming = INCOMING_NONE;
+    return true;
+}
+
+static void start_message(struct mq *mq, enum incoming kind)
+{
+    memset(&mq->assembling, 0, sizeof mq->assembling);
+    mq->assembling.type = kind == INCOMING_DELIVERY ? MQ_EVENT_DELIVERY : MQ_EVENT_RETURN;
+    mq->incoming = kind;
+    mq->body_expected = 0;
+    /* A huge message (dead-lettered for being too large) must not pin its
+     * memory for the life of the process. */
+    buf_shrink(&mq->body, 1 << 20);
+}
+
+/* 1: event; 0: frame consumed, no event yet; -1: connection unusable. */
+static int handle_method(struct mq *mq, amqp_method_t *method, struct mq_event *event, char *err, size_t errlen)
+{
+    switch (method->id) {
+    case AMQP_BASIC_DELIVER_METHOD: {
+        amqp_basic_deliver_t *d = method->decoded;
+        start_message(mq, INCOMING_DELIVERY);
+        mq->assembling.message.delivery_tag = d->delivery_tag;
+        mq->assembling.message.redelivered = d->redelivered;
+        copy_shortstr(&mq->assembling.message.routing_key, d->routing_key);
+        return 0;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        amqp_basic_return_t *r = method->decoded;
+        start_message(mq, INCOMING_RETURN);
+        mq->assembling.return_code = r->reply_code;
+        copy_shortstr(&mq->assembling.return_text, r->reply_text);
+        copy_shortstr(&mq->assembling.message.routing_key, r->routing_key);
+        return 0;
+    }
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *a = method->decoded;
+        memset(event, 0, sizeof *event);
+        event->type = MQ_EVENT_CONFIRM;
+        event->seq = a->delivery_tag;
+        event->multiple = a->multiple;
+        return 1;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *n = method->decoded;
+        memset(event, 0, sizeof *event);
+        event->type = MQ_EVENT_CONFIRM;
+        event->seq = n->delivery_tag;
+        event->multiple = n->multiple;
+        event->nacked = true;
+        return 1;
+    }
+    case AMQP_BASIC_CANCEL_OK_METHOD:
+        /* Every delivery sent before it has arrived by now. */
+        mq->cancelling = false;
+        return 0;
+    case AMQP_BASIC_CANCEL_METHOD:
+        memset(event, 0, sizeof *event);
+        event->type = MQ_EVENT_CANCELLED;
+        mq->consuming = false;
+        return 1;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *c = method->decoded;
+        snprintf(err, errlen, "channel closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
+                 (const char *)c->reply_text.bytes);
+        return -1;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *c = method->decoded;
+        amqp_connection_close_ok_t close_ok = {0};
+        snprintf(err, errlen, "connection closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
+                 (const char *)c->reply_text.bytes);
+        amqp_send_method(mq->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &close_ok);
+        return -1;
+    }
+    default:
+        /* cancel-ok, qos-ok, connection.blocked and the like: nothing to do. */
+        return 0;
+    }
+}
+
+int mq_next_event(struct mq *mq, struct mq_event *event, char *err, size_t errlen)
+{
+    struct timeval now_only = {0, 0};
+
+    for (;;) {
+        amqp_frame_t frame;
+        int status = amqp_simple_wait_frame_noblock(mq->conn, &frame, &now_only);
+
+        if (status == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (status != AMQP_STATUS_OK) {
+            set_error(err, errlen, "broker connection", amqp_error_string2(status));
+            return -1;
+        }
+        mq->last_input = clock_now();
+
+        switch (frame.frame_type) {
+        case AMQP_FRAME_METHOD: {
+            int result = handle_method(mq, &frame.payload.method, event, err, errlen);
+            if (result != 0)
+                return result;
+            break;
+        }
+        case AMQP_FRAME_HEADER:
+            if (mq->incoming == INCOMING_NONE)
+                break;
+            take_properties(&mq->assembling.message, frame.payload.properties.decoded);
+            mq->body_expected = frame.payload.properties.body_size;
+            if (!buf_reserve(&mq->body, (size_t)mq->body_expected)) {
+                set_error(err, errlen, "broker connection", "out of memory for a message body");
+                return -1;
+            }
+            if (finish_message(mq, event))
+                return 1;
+            break;
+        case AMQP_FRAME_BODY:
+            if (mq->incoming == INCOMING_NONE)
+                break;
+            if (!buf_append(&mq->body, frame.payload.body_fragment.bytes, frame.payload.body_fragment.len)) {
+                set_error(err, errlen, "broker connection", "out of memory for a message body");
+                return -1;
+            }
+            if (finish_message(mq, event))
+                return 1;
+            break;
+        default: /* heartbeats */
+            break;
+        }
+    }
+}
+
+int mq_fd(const struct mq *mq)
+{
+    return amqp_get_sockfd(mq->conn);
+}
+
+void mq_saw_input(struct mq *mq, double now)
+{
+    mq->last_input = now;
+}
+
+bool mq_heartbeat_ok(const struct mq *mq, double now)
+{
+    return mq->heartbeat == 0 || now - mq->last_input <= 2.0 * mq->heartbeat;
+}
+
+bool mq_has_buffered(const struct mq *mq)
+{
+    return amqp_frames_enqueued(mq->conn) || amqp_data_in_buffer(mq->conn);
+}
+
+void mq_release_buffers(struct mq *mq)
+{
+    /* Only between messages: a half-assembled one has copied what it
+     * needs, but releasing is cheap enough to wait for a clean point. */
+    if (mq->incoming == INCOMING_NONE)
+        amqp_maybe_release_buffers(mq->conn);
+}
+
+void mq_describe(const struct mq *mq, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", mq->url_masked);
+}

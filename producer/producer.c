@@ -1,0 +1,570 @@
+/* producer.c - the producer's publish/confirm/reply loop; see producer.h. */
+#include "producer.h"
+
+#include "buf.h"
+#include "clock.h"
+#include "jobsource.h"
+#include "log.h"
+#include "mq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Publishes in flight before waiting for confirms: enough to keep the
+ * broker busy, small enough to bound what a failure leaves unconfirmed. */
+#define CONFIRM_WINDOW 4096
+#define CONNECT_TIMEOUT 10.0
+#define WAIT_DEFAULT_TIMEOUT 60.0
+#define MAX_LISTED 20
+
+enum mode { MODE_SINGLE, MODE_FILE, MODE_SYNTHETIC };
+
+/* A job kept in memory (single and file modes): offsets into arena. */
+struct stored_job {
+    size_t body_off, body_len;
+    size_t id_off; /* NUL-terminated message_id in arena */
+};
+
+struct pending {
+    uint64_t seq;
+    size_t job;
+};
+
+struct producer {
+    const struct config *cfg;
+    enum mode mode;
+    size_t total;
+    struct buf arena;
+    struct stored_job *jobs;
+    size_t n_jobs, jobs_cap;
+    char id_prefix[40];
+    struct buf scratch;
+    char scratch_id[64];
+
+    struct mq *mq;
+    char reply_queue[256];
+    struct pending *pending;
+    size_t pending_head, pending_count;
+
+    size_t next, confirmed, failed;
+    size_t listed_failures;
+    /* --wait: message_id -> publish time, removed when answered. */
+    json_t *awaiting;
+    size_t replies_ok, replies_error;
+    double *latencies;
+    size_t n_latencies;
+    double started, last_progress;
+    bool show_progress;
+};
+
+/* ---- Input ----------------------------------------------------------- */
+
+static bool store_job(struct producer *p, const char *body, size_t len, const char *message_id)
+{
+    struct stored_job *job;
+
+    if (p->n_jobs == p->jobs_cap) {
+        size_t cap = p->jobs_cap ? p->jobs_cap * 2 : 64;
+        struct stored_job *grown = realloc(p->jobs, cap * sizeof *grown);
+        if (grown == NULL)
+            return false;
+        p->jobs = grown;
+        p->jobs_cap = cap;
+    }
+    job = &p->jobs[p->n_jobs++];
+    job->body_off = p->arena.len;
+    job->body_len = len;
+    if (!buf_append(&p->arena, body, len))
+        return false;
+    job->id_off = p->arena.len;
+    return buf_append(&p->arena, message_id, strlen(message_id) + 1);
+}
+
+/* The job_id of a raw line when it has a usable one, for message_id. */
+static void raw_message_id(const char *line, size_t len, const char *fallback, char *out, size_t outlen)
+{
+    json_t *obj = json_loadb(line, len, JSON_DECODE_ANY, NULL);
+    json_t *id = json_is_object(obj) ? json_object_get(obj, "job_id") : NULL;
+
+    if (json_is_string(id) && json_string_length(id) > 0 && json_string_length(id) <= MQ_SHORTSTR_MAX)
+        snprintf(out, outlen, "%s", json_string_value(id));
+    else
+        snprintf(out, outlen, "%s", fallback);
+    json_decref(obj);
+}
+
+/* Reads every line first: a file with a bad line is refused whole, before
+ * anything is sent.  Returns 0, or the exit status. */
+static int read_file(struct producer *p)
+{
+    const char *path = p->cfg->file;
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    char *line = NULL;
+    size_t line_cap = 0, line_no = 0, bad = 0;
+    ssize_t got;
+    struct buf body = {0};
+
+    if (in == NULL) {
+        fprintf(stderr, "greet-producer: cannot read %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    while ((got = getline(&line, &line_cap, in)) >= 0) {
+        size_t len = (size_t)got;
+        char generated[64], job_id[JOB_ID_MAX_CHARS * 4 + 1], err[300];
+
+        line_no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (strspn(line, " \t") == len) /* blank lines separate, nothing more */
+            continue;
+        jobsource_make_id(generated, sizeof generated, p->id_prefix, line_no);
+        if (p->cfg->raw) {
+            raw_message_id(line, len, generated, job_id, sizeof job_id);
+            if (!store_job(p, line, len, job_id))
+                goto oom;
+            continue;
+        }
+        if (!jobsource_from_line(line, len, generated, &body, job_id, sizeof job_id, err, sizeof err)) {
+            if (bad++ < MAX_LISTED)
+                fprintf(stderr, "greet-producer: %s:%zu: %s\n", strcmp(path, "-") ? path : "stdin", line_no, err);
+            continue;
+        }
+        if (!store_job(p, body.data, body.len, job_id))
+            goto oom;
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "greet-producer: reading %s: %s\n", path, strerror(errno));
+        bad++;
+    }
+    free(line);
+    buf_free(&body);
+    if (in != stdin)
+        fclose(in);
+    if (bad > 0) {
+        fprintf(stderr, "greet-producer: %zu bad line(s); nothing was sent\n", bad);
+        return 2;
+    }
+    p->total = p->n_jobs;
+    return 0;
+
+oom:
+    fprintf(stderr, "greet-producer: out of memory reading %s\n", path);
+    free(line);
+    buf_free(&body);
+    if (in != stdin)
+        fclose(in);
+    return 1;
+}
+
+static int prepare_single(struct producer *p)
+{
+    const struct config *cfg = p->cfg;
+    char generated[64], err[300];
+    const char *job_id = cfg->job_id;
+    struct buf body = {0};
+    int status = 0;
+
+    if (job_id == NULL) {
+        jobsource_make_id(generated, sizeof generated, p->id_prefix, 1);
+        job_id = generated;
+    }
+    if (!jobsource_from_fields(job_id, cfg->user_id, cfg->name, &body, err, sizeof err)) {
+        fprintf(stderr, "greet-producer: %s\n", err);
+        status = 2;
+    } else if (!store_job(p, body.data, body.len, job_id)) {
+        fprintf(stderr, "greet-producer: out of memory\n");
+        status = 1;
+    }
+    buf_free(&body);
+    p->total = p->n_jobs;
+    return status;
+}
+
+/* The body and message_id of job i; synthetic ones are made on the fly
+ * so a load of millions costs no memory. */
+static void job_at(struct producer *p, size_t i, const char **body, size_t *len, const char **message_id)
+{
+    if (p->mode != MODE_SYNTHETIC) {
+        *body = p->arena.data + p->jobs[i].body_off;
+        *len = p->jobs[i].body_len;
+        *message_id = p->arena.data + p->jobs[i].id_off;
+        return;
+    }
+    jobsource_make_id(p->scratch_id, sizeof p->scratch_id, p->id_prefix, (unsigned long long)i + 1);
+    buf_reset(&p->scratch);
+    buf_reserve(&p->scratch, 128);
+    p->scratch.len = (size_t)snprintf(p->scratch.data, p->scratch.cap, "{\"job_id\":\"%s\",\"user_id\":%lld}",
+                                      p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users));
+    *body = p->scratch.data;
+    *len = p->scratch.len;
+    *message_id = p->scratch_id;
+}
+
+static void make_prefix(char *out, size_t outlen)
+{
+    uint64_t random = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+
+    if (fd < 0 || read(fd, &random, sizeof random) != (ssize_t)sizeof random)
+        random = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    if (fd >= 0)
+        close(fd);
+    snprintf(out, outlen, "job-%016llx", (unsigned long long)random);
+}
+
+/* ---- Output ---------------------------------------------------------- */
+
+static void note_failure(struct producer *p, const char *message_id, const char *why)
+{
+    p->failed++;
+    if (p->listed_failures++ < MAX_LISTED)
+        fprintf(stderr, "greet-producer: job %s not confirmed: %s\n", message_id, why);
+}
+
+static void show_progress(struct producer *p, double now, bool final)
+{
+    double elapsed = now - p->started;
+
+    if (!p->show_progress || (!final && now - p->last_progress < 0.5))
+        return;
+    p->last_progress = now;
+    fprintf(stderr, "\r\033[Ksent %zu/%zu, confirmed %zu (%.0f jobs/s)", p->next, p->total, p->confirmed,
+            elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
+    if (p->awaiting)
+        fprintf(stderr, ", replies %zu", p->replies_ok + p->replies_error);
+    if (final)
+        fputc('\n', stderr);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const double *sorted, size_t n, double q)
+{
+    size_t rank = (size_t)ceil(q * (double)n);
+    return sorted[rank == 0 ? 0 : rank - 1];
+}
+
+/* ---- The loop -------------------------------------------------------- */
+
+static void on_reply(struct producer *p, const struct mq_message *m, double now)
+{
+    json_t *body = json_loadb(m->body, m->body_len, 0, NULL);
+    const char *key = m->message_id.present ? m->message_id.data : NULL;
+    const char *status;
+    json_t *sent_at;
+
+    if (key == NULL && json_is_object(body))
+        key = json_string_value(json_object_get(body, "job_id"));
+    sent_at = key ? json_object_get(p->awaiting, key) : NULL;
+    /* Not ours, or a redelivered duplicate of one already printed. */
+    if (sent_at == NULL) {
+        json_decref(body);
+        return;
+    }
+    status = json_is_object(body) ? json_string_value(json_object_get(body, "status")) : NULL;
+    if (status && strcmp(status, "ok") == 0)
+        p->replies_ok++;
+    else
+        p->replies_error++;
+    p->latencies[p->n_latencies++] = now - json_real_value(sent_at);
+    fwrite(m->body, 1, m->body_len, stdout);
+    fputc('\n', stdout);
+    json_object_del(p->awaiting, key);
+    json_decref(body);
+}
+
+static bool on_confirm(struct producer *p, const struct mq_event *ev)
+{
+    while (p->pending_count > 0) {
+        struct pending *head = &p->pending[p->pending_head];
+        if (head->seq > ev->seq)
+            break;
+        if (!ev->multiple && head->seq != ev->seq)
+            break; /* out of order single confirm: broker confirms in order per queue */
+        if (ev->nacked) {
+            const char *body, *id;
+            size_t len;
+            job_at(p, head->job, &body, &len, &id);
+            note_failure(p, id, "the broker refused it (basic.nack)");
+        } else {
+            p->confirmed++;
+        }
+        p->pending_head = (p->pending_head + 1) % CONFIRM_WINDOW;
+        p->pending_count--;
+    }
+    return true;
+}
+
+static bool handle_events(struct producer *p, double now, char *err, size_t errlen)
+{
+    struct mq_event ev;
+    uint64_t last_reply = 0;
+    int got;
+
+    while ((got = mq_next_event(p->mq, &ev, err, errlen)) == 1) {
+        switch (ev.type) {
+        case MQ_EVENT_CONFIRM:
+            on_confirm(p, &ev);
+            break;
+        case MQ_EVENT_RETURN:
+            /* The confirm for it follows and counts it; undo that here. */
+            note_failure(p, ev.message.message_id.data, "unroutable (jobs queue missing)");
+            p->confirmed--;
+            break;
+        case MQ_EVENT_DELIVERY:
+            on_reply(p, &ev.message, now);
+            last_reply = ev.message.delivery_tag;
+            break;
+        case MQ_EVENT_CANCELLED:
+            snprintf(err, errlen, "the private reply queue was deleted");
+            return false;
+        }
+    }
+    if (got < 0)
+        return false;
+    if (last_reply && !mq_ack(p->mq, last_reply, true /* multiple */, err, errlen))
+        return false;
+    mq_release_buffers(p->mq);
+    return true;
+}
+
+static bool publish_next(struct producer *p, char *err, size_t errlen)
+{
+    const char *body, *message_id;
+    size_t len;
+    uint64_t seq;
+    struct mq_publish_props props = {0};
+    struct pending *slot;
+
+    job_at(p, p->next, &body, &len, &message_id);
+    props.content_type = "application/json";
+    props.message_id = message_id;
+    props.message_id_len = strlen(message_id);
+    if (p->mode == MODE_SINGLE && p->cfg->correlation_id) {
+        props.correlation_id = p->cfg->correlation_id;
+        props.correlation_id_len = strlen(p->cfg->correlation_id);
+    }
+    props.reply_to = p->awaiting ? p->reply_queue : p->cfg->reply_to;
+    if (!mq_publish(p->mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq, err, errlen))
+        return false;
+    if (p->awaiting && json_object_set_new(p->awaiting, message_id, json_real(clock_now())) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    slot = &p->pending[(p->pending_head + p->pending_count) % CONFIRM_WINDOW];
+    slot->seq = seq;
+    slot->job = p->next++;
+    p->pending_count++;
+    return true;
+}
+
+static bool connect_broker(struct producer *p, char *err, size_t errlen)
+{
+    const struct config *cfg = p->cfg;
+    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-producer", cfg->heartbeat,
+                                   CONNECT_TIMEOUT};
+    struct mq_topology topology = {cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue, cfg->delivery_limit};
+
+    p->mq = mq_connect(&settings, err, errlen);
+    if (p->mq == NULL || !mq_declare_topology(p->mq, &topology, err, errlen))
+        return false;
+    if (cfg->wait) {
+        if (!mq_declare_private_queue(p->mq, p->reply_queue, sizeof p->reply_queue, err, errlen) ||
+            !mq_qos(p->mq, 1000, err, errlen) || !mq_consume(p->mq, p->reply_queue, err, errlen))
+            return false;
+    }
+    return mq_confirm_select(p->mq, err, errlen);
+}
+
+/* Publishes everything, waits for confirms and, with --wait, replies.
+ * false on a broker failure (err says why). */
+static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double deadline, char *err, size_t errlen)
+{
+    double rate = p->cfg->rate;
+
+    for (;;) {
+        double now = clock_now();
+        bool publishing = p->next < p->total;
+        bool waiting_replies = p->awaiting && json_object_size(p->awaiting) > 0;
+        int timeout_ms = 200;
+        struct pollfd pfd;
+
+        if (*stop) {
+            snprintf(err, errlen, "interrupted");
+            return false;
+        }
+        if (!publishing && p->pending_count == 0 && !waiting_replies)
+            return true;
+        if (deadline > 0 && now >= deadline) {
+            snprintf(err, errlen, "timed out after %.1f s", p->cfg->timeout > 0 ? p->cfg->timeout : WAIT_DEFAULT_TIMEOUT);
+            return false;
+        }
+        while (p->next < p->total && p->pending_count < CONFIRM_WINDOW &&
+               (rate <= 0 || now >= p->started + (double)p->next / rate)) {
+            if (!publish_next(p, err, errlen))
+                return false;
+            /* Let confirms and replies in every so often. */
+            if ((p->next & 255) == 0)
+                break;
+        }
+        if (rate > 0 && p->next < p->total) {
+            double next_at = p->started + (double)p->next / rate;
+            timeout_ms = clock_ms_until(next_at, 200);
+        } else if (p->next < p->total && p->pending_count < CONFIRM_WINDOW) {
+            timeout_ms = 0;
+        }
+        if (mq_has_buffered(p->mq))
+            timeout_ms = 0;
+        pfd.fd = mq_fd(p->mq);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
+            return false;
+        }
+        now = clock_now();
+        if (!handle_events(p, now, err, errlen))
+            return false;
+        show_progress(p, now, false);
+    }
+}
+
+static void print_summary(struct producer *p, double now)
+{
+    double elapsed = now - p->started;
+
+    fprintf(stderr, "greet-producer: %zu jobs confirmed in %.3f s (%.0f jobs/s)", p->confirmed, elapsed,
+            elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
+    if (p->awaiting) {
+        fprintf(stderr, "; replies: %zu ok, %zu error, %zu missing", p->replies_ok, p->replies_error,
+                json_object_size(p->awaiting));
+        if (p->n_latencies > 0) {
+            qsort(p->latencies, p->n_latencies, sizeof *p->latencies, compare_doubles);
+            fprintf(stderr, "; latency ms p50 %.2f p95 %.2f p99 %.2f max %.2f",
+                    1000 * percentile(p->latencies, p->n_latencies, 0.50),
+                    1000 * percentile(p->latencies, p->n_latencies, 0.95),
+                    1000 * percentile(p->latencies, p->n_latencies, 0.99),
+                    1000 * p->latencies[p->n_latencies - 1]);
+        }
+    }
+    fputc('\n', stderr);
+}
+
+static void list_missing(struct producer *p)
+{
+    const char *key;
+    json_t *value;
+    size_t listed = 0;
+
+    json_object_foreach(p->awaiting, key, value) {
+        if (listed++ == MAX_LISTED) {
+            fprintf(stderr, "greet-producer: ... and %zu more without a reply\n",
+                    json_object_size(p->awaiting) - MAX_LISTED);
+            break;
+        }
+        fprintf(stderr, "greet-producer: no reply for job %s\n", key);
+    }
+}
+
+int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
+{
+    struct producer p;
+    char err[512] = "";
+    int status = 0;
+    double deadline = 0;
+    bool ok;
+
+    memset(&p, 0, sizeof p);
+    p.cfg = cfg;
+    make_prefix(p.id_prefix, sizeof p.id_prefix);
+    p.mode = cfg->file ? MODE_FILE : cfg->count > 0 ? MODE_SYNTHETIC : MODE_SINGLE;
+    if (p.mode == MODE_FILE)
+        status = read_file(&p);
+    else if (p.mode == MODE_SINGLE)
+        status = prepare_single(&p);
+    else
+        p.total = (size_t)cfg->count;
+    if (status != 0)
+        goto out;
+
+    p.pending = calloc(CONFIRM_WINDOW, sizeof *p.pending);
+    if (cfg->wait) {
+        p.awaiting = json_object();
+        p.latencies = malloc((p.total ? p.total : 1) * sizeof *p.latencies);
+    }
+    if (p.pending == NULL || (cfg->wait && (p.awaiting == NULL || p.latencies == NULL))) {
+        fprintf(stderr, "greet-producer: out of memory\n");
+        status = 1;
+        goto out;
+    }
+    if (!connect_broker(&p, err, sizeof err)) {
+        char url[256];
+        config_mask_url(cfg->amqp_url, url, sizeof url);
+        fprintf(stderr, "greet-producer: broker %s: %s\n", url, err);
+        status = 1;
+        goto out;
+    }
+
+    p.show_progress = cfg->progress || (isatty(STDERR_FILENO) && p.total > 1000);
+    p.started = clock_now();
+    if (cfg->wait)
+        deadline = p.started + (cfg->timeout > 0 ? cfg->timeout : WAIT_DEFAULT_TIMEOUT);
+    else if (cfg->timeout > 0)
+        deadline = p.started + cfg->timeout;
+    ok = run_loop(&p, stop, deadline, err, sizeof err);
+    show_progress(&p, clock_now(), true);
+    if (!ok) {
+        fprintf(stderr, "greet-producer: %s\n", err);
+        status = 1;
+    }
+    /* Whatever was published but never confirmed may or may not be on the
+     * broker: name it so it can be sent again (jobs are idempotent). */
+    if (p.pending_count > 0) {
+        for (size_t i = 0; i < p.pending_count; i++) {
+            const char *body, *id;
+            size_t len;
+            job_at(&p, p.pending[(p.pending_head + i) % CONFIRM_WINDOW].job, &body, &len, &id);
+            note_failure(&p, id, "no confirm before the connection ended");
+        }
+    }
+    if (p.next < p.total) {
+        fprintf(stderr, "greet-producer: %zu jobs were not sent\n", p.total - p.next);
+        status = 1;
+    }
+    if (p.failed > 0) {
+        if (p.listed_failures > MAX_LISTED)
+            fprintf(stderr, "greet-producer: ... %zu unconfirmed jobs in all\n", p.failed);
+        status = 1;
+    }
+    if (p.awaiting && (json_object_size(p.awaiting) > 0 || p.replies_error > 0)) {
+        list_missing(&p);
+        status = 1;
+    }
+    print_summary(&p, clock_now());
+    if (p.mode == MODE_SINGLE && !cfg->wait && status == 0)
+        printf("%s\n", p.arena.data + p.jobs[0].id_off);
+
+out:
+    fflush(stdout);
+    mq_close(p.mq);
+    json_decref(p.awaiting);
+    free(p.latencies);
+    free(p.pending);
+    free(p.jobs);
+    buf_free(&p.arena);
+    buf_free(&p.scratch);
+    return status;
+}

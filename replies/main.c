@@ -1,0 +1,169 @@
+/* greet-replies: a reply-queue subscriber, meant to be copied.
+ *
+ * It shows the two rules every subscriber needs:
+ *   1. ack a reply only after it has been handled (here: written to
+ *      stdout and flushed), so a crash loses nothing -- the broker
+ *      redelivers what was not acked;
+ *   2. expect redeliveries: the same job_id with the same body.  --dedupe
+ *      drops a reply whose message_id was already printed in this run. */
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "mq.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int signo)
+{
+    (void)signo;
+    if (stop_requested)
+        _exit(EXIT_FAILURE);
+    stop_requested = 1;
+}
+
+/* Writes one reply as a line; true once it is out of our hands. */
+static bool print_reply(const struct mq_message *m)
+{
+    return fwrite(m->body, 1, m->body_len, stdout) == m->body_len && fputc('\n', stdout) != EOF &&
+           fflush(stdout) == 0;
+}
+
+struct subscriber {
+    const struct config *cfg;
+    struct mq *mq;
+    json_t *seen; /* --dedupe: message_ids printed so far */
+    unsigned long long printed, dropped;
+};
+
+/* Handles one delivery; false when stdout failed (then nothing is acked). */
+static bool handle(struct subscriber *s, const struct mq_message *m, char *err, size_t errlen)
+{
+    const char *id = m->message_id.present ? m->message_id.data : NULL;
+
+    if (s->cfg->dedupe && id != NULL && json_object_get(s->seen, id) != NULL) {
+        s->dropped++;
+    } else {
+        if (!print_reply(m)) {
+            snprintf(err, errlen, "writing to stdout: %s", strerror(errno));
+            return false;
+        }
+        s->printed++;
+        if (s->cfg->dedupe && id != NULL)
+            json_object_set_new(s->seen, id, json_true());
+    }
+    /* Handled (printed or knowingly dropped): now, and only now, ack. */
+    return mq_ack(s->mq, m->delivery_tag, false, err, errlen);
+}
+
+static int run(struct subscriber *s)
+{
+    const struct config *cfg = s->cfg;
+    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-replies", cfg->heartbeat, 10.0};
+    unsigned prefetch = (unsigned)cfg->prefetch;
+    double deadline = cfg->timeout > 0 ? clock_now() + cfg->timeout : 0;
+    char err[512];
+    struct mq_event ev;
+
+    if (cfg->count > 0 && (unsigned long long)cfg->count < prefetch)
+        prefetch = (unsigned)cfg->count; /* take no more than we will print */
+    s->mq = mq_connect(&settings, err, sizeof err);
+    if (s->mq == NULL || !mq_declare_queue(s->mq, cfg->reply_queue, err, sizeof err) ||
+        !mq_qos(s->mq, prefetch, err, sizeof err) || !mq_consume(s->mq, cfg->reply_queue, err, sizeof err))
+        goto failed;
+
+    while (!stop_requested && (cfg->count == 0 || s->printed < (unsigned long long)cfg->count)) {
+        struct pollfd pfd = {mq_fd(s->mq), POLLIN, 0};
+        int got;
+
+        if (deadline > 0 && clock_now() >= deadline) {
+            if (cfg->count > 0) {
+                fprintf(stderr, "greet-replies: timed out with %llu of %lld replies\n", s->printed, cfg->count);
+                mq_close(s->mq);
+                return 1;
+            }
+            break;
+        }
+        if (!mq_has_buffered(s->mq) && poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500) < 0 &&
+            errno != EINTR) {
+            snprintf(err, sizeof err, "poll: %s", strerror(errno));
+            goto failed;
+        }
+        while (s->printed < (unsigned long long)cfg->count || cfg->count == 0) {
+            got = mq_next_event(s->mq, &ev, err, sizeof err);
+            if (got < 0)
+                goto failed;
+            if (got == 0)
+                break;
+            if (ev.type == MQ_EVENT_CANCELLED) {
+                snprintf(err, sizeof err, "the broker cancelled the subscription (queue %s deleted?)",
+                         cfg->reply_queue);
+                goto failed;
+            }
+            if (ev.type == MQ_EVENT_DELIVERY && !handle(s, &ev.message, err, sizeof err))
+                goto failed;
+        }
+        mq_release_buffers(s->mq);
+    }
+    /* Closing returns any delivery we did not print to the queue. */
+    mq_close(s->mq);
+    if (cfg->dedupe && s->dropped > 0)
+        fprintf(stderr, "greet-replies: dropped %llu duplicate(s)\n", s->dropped);
+    return 0;
+
+failed:
+    fprintf(stderr, "greet-replies: %s\n", err);
+    mq_abandon(s->mq);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct subscriber s = {0};
+    struct sigaction sa;
+    char err[512];
+    int status;
+
+    switch (config_load(&cfg, PROGRAM_REPLIES, argc, argv, getenv, err, sizeof err)) {
+    case CONFIG_HELP:
+        config_usage(stdout, PROGRAM_REPLIES, "greet-replies",
+                     "Print the replies of a reply queue as JSON lines, acking each once it is written.");
+        config_free(&cfg);
+        return EXIT_SUCCESS;
+    case CONFIG_VERSION:
+        printf("greet-replies %s\n", GREET_VERSION);
+        config_free(&cfg);
+        return EXIT_SUCCESS;
+    case CONFIG_ERROR:
+        fprintf(stderr, "greet-replies: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+    log_init("greet-replies", LOG_WARN);
+    log_set_fd(STDERR_FILENO);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    s.cfg = &cfg;
+    s.seen = json_object();
+    status = s.seen ? run(&s) : 1;
+    json_decref(s.seen);
+    config_free(&cfg);
+    return status;
+}

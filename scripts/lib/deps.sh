@@ -1,0 +1,45 @@
+# deps.sh - make sure the Debian packages the project needs are installed.
+# Sourced.  As root it installs what is missing (apt-get update first);
+# otherwise it prints the exact command and fails.
+
+GREET_BUILD_PACKAGES="gcc make pkg-config librabbitmq-dev libjansson-dev libpq-dev"
+GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
+GREET_TEST_PACKAGES="check docker-compose"
+
+deps_missing() {
+    local pkg missing=""
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            missing="$missing $pkg"
+        fi
+    done
+    echo "${missing# }"
+}
+
+# deps_ensure PACKAGE...
+deps_ensure() {
+    local missing
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "greet: not a Debian system; install the equivalents of: $*" >&2
+        return 0
+    fi
+    missing=$(deps_missing "$@")
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "greet: missing Debian packages: $missing" >&2
+        echo "greet: install them with: sudo apt-get update && sudo apt-get install -y $missing" >&2
+        return 1
+    fi
+    echo "greet: installing missing Debian packages: $missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d-less containers would start the system services; ours run
+    # in a scratch dir instead, so keep the packaged ones from starting.
+    local policy=/usr/sbin/policy-rc.d created_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
+    fi
+    apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $missing >&2
+    local status=$?
+    [ -n "$created_policy" ] && rm -f "$policy"
+    return $status
+}

@@ -1,0 +1,39 @@
+/* worker.h - the worker's event loop: consume, look up, reply, confirm, ack.
+ *
+ * One process owns one broker connection and one database connection and
+ * multiplexes both, the signal pipe and its timers in one poll(2) loop.
+ * Jobs move through slots in arrival order:
+ *
+ *   delivered -> (valid) waiting for lookup -> in lookup -> reply published
+ *             -> (poison) error reply + dead copy published
+ *   published -> every publish confirmed -> done -> acked (multiple, in order)
+ *
+ * A job is acked only once the broker confirmed everything it published
+ * for it.  Losing the broker drops the jobs in hand (the broker redelivers
+ * them); losing the database holds them and stops consuming until it is
+ * back. */
+#ifndef GREET_WORKER_H
+#define GREET_WORKER_H
+
+#include "config.h"
+
+#include <signal.h>
+#include <stdbool.h>
+
+struct worker_stats {
+    unsigned long long jobs_ok;
+    unsigned long long jobs_failed; /* poison: error reply + dead copy */
+    unsigned long long replies_unroutable;
+    unsigned long long lookups;
+    unsigned long long lookup_failures;
+    unsigned long long broker_connects;
+    unsigned long long db_connects;
+    unsigned long long returned_at_shutdown;
+};
+
+/* Runs until a shutdown request is finished.  stop is set by the signal
+ * handler (1 = drain and exit); wake_fd is the read end of a self-pipe the
+ * handler writes to, so poll(2) wakes at once.  Returns the exit status. */
+int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd, struct worker_stats *stats);
+
+#endif
