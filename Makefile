@@ -51,8 +51,10 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
 UNIT_BIN = $(BUILD)/tests/unit-tests
+# Test tools live beside the build they test, never in bin/.
+TOOLS    = $(BUILD)/tests/mqtool
 
-.PHONY: all test test-unit test-integration run demo clean install format format-check help sanitize
+.PHONY: all tools test test-unit test-integration run demo clean install format format-check help sanitize
 
 all: $(PROGRAMS)
 
@@ -60,6 +62,10 @@ $(BIN)/greet-worker: $(call obj,$(WORKER_SRC) $(COMMON_SRC))
 $(BIN)/greet-producer: $(call obj,$(PRODUCER_SRC) $(COMMON_SRC))
 $(BIN)/greet-replies: $(call obj,$(REPLIES_SRC) $(COMMON_SRC))
 $(PROGRAMS):
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -71,8 +77,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+tools: $(TOOLS)
+
 sanitize:
-	$(MAKE) SANITIZE=1 all $(UNIT_BIN)
+	$(MAKE) SANITIZE=1 all tools $(UNIT_BIN)
 
 # The whole suite: unit tests, then the integration tests against real
 # RabbitMQ and PostgreSQL servers started in a temp dir.  Both run the
@@ -85,8 +93,8 @@ test-unit:
 	build/asan/tests/unit-tests
 
 test-integration:
-	$(MAKE) SANITIZE=1 all
-	GREET_BIN=build/asan/bin tests/integration/run.sh
+	$(MAKE) SANITIZE=1 all tools
+	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
 
 run demo: all
 	scripts/demo.sh

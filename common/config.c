@@ -24,20 +24,21 @@ struct option {
     const char *help;
 };
 
-#define ALL (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES)
-#define WP (PROGRAM_WORKER | PROGRAM_PRODUCER)
+#define ALL       (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES)
+#define WP        (PROGRAM_WORKER | PROGRAM_PRODUCER)
 #define AT(field) offsetof(struct config, field)
 
 /* The default prefetch and batch sizes come from the throughput benchmark
  * (README, "Performance"). */
 static const struct option options[] = {
-    {"amqp-url", "AMQP_URL", OPT_STRING, "amqp://guest:guest@localhost:5672/", 0, 0, AT(amqp_url), ALL,
-     "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)"},
-    {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0, AT(amqp_cacert),
-     ALL, "CA bundle that verifies the broker's certificate with amqps://"},
+    {"amqp-url", "AMQP_URL", OPT_STRING, "amqp://guest:guest@localhost:5672/", 0, 0, AT(amqp_url),
+     ALL, "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)"},
+    {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
+     AT(amqp_cacert), ALL, "CA bundle that verifies the broker's certificate with amqps://"},
     {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),
      PROGRAM_WORKER, "libpq connection string or URI"},
-    {"jobs-queue", "GREET_JOBS_QUEUE", OPT_STRING, "greet.jobs", 0, 0, AT(jobs_queue), WP, "the jobs queue"},
+    {"jobs-queue", "GREET_JOBS_QUEUE", OPT_STRING, "greet.jobs", 0, 0, AT(jobs_queue), WP,
+     "the jobs queue"},
     {"reply-queue", "GREET_REPLY_QUEUE", OPT_STRING, "greet.replies", 0, 0, AT(reply_queue), ALL,
      "default reply queue (greet-replies: the queue it reads)"},
     {"dead-queue", "GREET_DEAD_QUEUE", OPT_STRING, "greet.dead", 0, 0, AT(dead_queue), WP,
@@ -46,22 +47,23 @@ static const struct option options[] = {
      "deliveries of one job before the broker dead-letters it"},
     {"heartbeat", "GREET_HEARTBEAT", OPT_SECONDS, "10", 0, 3600, AT(heartbeat), ALL,
      "AMQP heartbeat in seconds (0: off)"},
-    {"prefetch", "GREET_PREFETCH", OPT_INT, "200", 1, 65535, AT(prefetch), PROGRAM_WORKER | PROGRAM_REPLIES,
-     "deliveries held unacked at most"},
+    {"prefetch", "GREET_PREFETCH", OPT_INT, "200", 1, 65535, AT(prefetch),
+     PROGRAM_WORKER | PROGRAM_REPLIES, "deliveries held unacked at most"},
     {"batch-max", "GREET_BATCH_MAX", OPT_INT, "200", 1, 65535, AT(batch_max), PROGRAM_WORKER,
      "jobs looked up in one database round trip at most"},
     {"shutdown-timeout", "GREET_SHUTDOWN_TIMEOUT", OPT_SECONDS, "10", 0, 3600, AT(shutdown_timeout),
      PROGRAM_WORKER, "seconds to finish jobs in hand after SIGTERM"},
     {"stats-interval", "GREET_STATS_INTERVAL", OPT_SECONDS, "30", 0, 86400, AT(stats_interval),
      PROGRAM_WORKER, "seconds between summary lines (0: only at exit)"},
-    {"db-timeout", "GREET_DB_TIMEOUT", OPT_SECONDS, "5", 0.001, 3600, AT(db_timeout), PROGRAM_WORKER,
-     "seconds a preference lookup may take before it is retried"},
+    {"db-timeout", "GREET_DB_TIMEOUT", OPT_SECONDS, "5", 0.001, 3600, AT(db_timeout),
+     PROGRAM_WORKER, "seconds a preference lookup may take before it is retried"},
     {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), ALL,
      "debug, info, warn or error"},
 
     {"user-id", NULL, OPT_INT, NULL, 1, 9223372036854775807.0, AT(user_id), PROGRAM_PRODUCER,
      "user_id of the one job to send"},
-    {"name", NULL, OPT_STRING, NULL, 0, 0, AT(name), PROGRAM_PRODUCER, "name of the one job to send"},
+    {"name", NULL, OPT_STRING, NULL, 0, 0, AT(name), PROGRAM_PRODUCER,
+     "name of the one job to send"},
     {"job-id", NULL, OPT_STRING, NULL, 0, 0, AT(job_id), PROGRAM_PRODUCER,
      "job_id of the one job to send (default: generated)"},
     {"reply-to", NULL, OPT_STRING, NULL, 0, 0, AT(reply_to), PROGRAM_PRODUCER,
@@ -86,8 +88,12 @@ static const struct option options[] = {
      "stop after COUNT replies (0: run until a signal)"},
     {"dedupe", NULL, OPT_BOOL, NULL, 0, 0, AT(dedupe), PROGRAM_REPLIES,
      "drop a reply whose message_id was already printed in this run"},
-    {"timeout", NULL, OPT_SECONDS, "0", 0, 86400, AT(timeout), PROGRAM_PRODUCER | PROGRAM_REPLIES,
+    {"envelope", NULL, OPT_BOOL, NULL, 0, 0, AT(envelope), PROGRAM_REPLIES,
+     "print properties and x-greet-* headers around each body (to inspect the dead queue)"},
+    {"timeout", NULL, OPT_SECONDS, "0", 0, 86400, AT(timeout), PROGRAM_PRODUCER,
      "give up after SECONDS and exit 1 (0: no limit, or 60 with --wait)"},
+    {"timeout", NULL, OPT_SECONDS, "0", 0, 86400, AT(timeout), PROGRAM_REPLIES,
+     "stop after SECONDS; with --count, exit 1 if fewer replies came (0: no limit)"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -154,8 +160,8 @@ static bool set_option(struct config *cfg, const struct option *opt, const char 
         errno = 0;
         value = strtoll(text, &end, 10);
         if (errno != 0 || end == text || *end != '\0' || value < opt->min || value > opt->max) {
-            set_error(err, errlen, "%s: expected a whole number from %.0f to %.0f, got '%s'", label, opt->min,
-                      opt->max, text);
+            set_error(err, errlen, "%s: expected a whole number from %.0f to %.0f, got '%s'", label,
+                      opt->min, opt->max, text);
             return false;
         }
         *(long long *)field = value;
@@ -167,8 +173,8 @@ static bool set_option(struct config *cfg, const struct option *opt, const char 
         value = strtod(text, &end);
         if (errno != 0 || end == text || *end != '\0' || !isfinite(value) || value < opt->min ||
             value > opt->max) {
-            set_error(err, errlen, "%s: expected a number from %g to %g, got '%s'", label, opt->min, opt->max,
-                      text);
+            set_error(err, errlen, "%s: expected a number from %g to %g, got '%s'", label, opt->min,
+                      opt->max, text);
             return false;
         }
         *(double *)field = value;
@@ -188,7 +194,8 @@ static const struct option *find_flag(enum config_program program, const char *f
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *opt = &options[i];
-        if ((opt->programs & program) && strlen(opt->flag) == len && strncmp(opt->flag, flag, len) == 0)
+        if ((opt->programs & program) && strlen(opt->flag) == len &&
+            strncmp(opt->flag, flag, len) == 0)
             return opt;
     }
     return NULL;
@@ -204,7 +211,8 @@ static bool validate_queue(const char *label, const char *name, char *err, size_
         return false;
     }
     if (strncmp(name, "amq.", 4) == 0) {
-        set_error(err, errlen, "%s: '%s': names starting with 'amq.' are reserved by the broker", label, name);
+        set_error(err, errlen, "%s: '%s': names starting with 'amq.' are reserved by the broker",
+                  label, name);
         return false;
     }
     return true;
@@ -261,15 +269,17 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
         return false;
     if ((cfg->program & PROGRAM_WORKER) && !validate_database_url(cfg->database_url, err, errlen))
         return false;
-    if ((cfg->program & WP) && !validate_queue("GREET_JOBS_QUEUE (--jobs-queue)", cfg->jobs_queue, err, errlen))
+    if ((cfg->program & WP) &&
+        !validate_queue("GREET_JOBS_QUEUE (--jobs-queue)", cfg->jobs_queue, err, errlen))
         return false;
     if (!validate_queue("GREET_REPLY_QUEUE (--reply-queue)", cfg->reply_queue, err, errlen))
         return false;
-    if ((cfg->program & WP) && !validate_queue("GREET_DEAD_QUEUE (--dead-queue)", cfg->dead_queue, err, errlen))
-        return false;
     if ((cfg->program & WP) &&
-        (strcmp(cfg->jobs_queue, cfg->reply_queue) == 0 || strcmp(cfg->jobs_queue, cfg->dead_queue) == 0 ||
-         strcmp(cfg->reply_queue, cfg->dead_queue) == 0)) {
+        !validate_queue("GREET_DEAD_QUEUE (--dead-queue)", cfg->dead_queue, err, errlen))
+        return false;
+    if ((cfg->program & WP) && (strcmp(cfg->jobs_queue, cfg->reply_queue) == 0 ||
+                                strcmp(cfg->jobs_queue, cfg->dead_queue) == 0 ||
+                                strcmp(cfg->reply_queue, cfg->dead_queue) == 0)) {
         set_error(err, errlen,
                   "GREET_JOBS_QUEUE, GREET_REPLY_QUEUE and GREET_DEAD_QUEUE must name three "
                   "different queues ('%s', '%s', '%s')",
@@ -277,15 +287,16 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
         return false;
     }
     if (!log_level_parse(cfg->log_level, &level)) {
-        set_error(err, errlen, "GREET_LOG_LEVEL (--log-level): expected debug, info, warn or error, got '%s'",
+        set_error(err, errlen,
+                  "GREET_LOG_LEVEL (--log-level): expected debug, info, warn or error, got '%s'",
                   cfg->log_level);
         return false;
     }
     return true;
 }
 
-enum config_status config_load(struct config *cfg, enum config_program program, int argc, char **argv,
-                               config_getenv_fn environ_get, char *err, size_t errlen)
+enum config_status config_load(struct config *cfg, enum config_program program, int argc,
+                               char **argv, config_getenv_fn environ_get, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->program = program;
@@ -314,7 +325,8 @@ enum config_status config_load(struct config *cfg, enum config_program program, 
         if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
             return CONFIG_VERSION;
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            set_error(err, errlen, "unexpected argument '%s' (options start with --; see --help)", arg);
+            set_error(err, errlen, "unexpected argument '%s' (options start with --; see --help)",
+                      arg);
             return CONFIG_ERROR;
         }
         flag = arg + 2;
@@ -355,7 +367,9 @@ void config_free(struct config *cfg)
 
 void config_usage(FILE *out, enum config_program program, const char *name, const char *summary)
 {
-    fprintf(out, "Usage: %s [OPTION]...\n%s\n\nOptions (each also read from the environment variable shown):\n",
+    fprintf(out,
+            "Usage: %s [OPTION]...\n%s\n\nOptions (each also read from the environment variable "
+            "shown):\n",
             name, summary);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *opt = &options[i];
@@ -453,7 +467,8 @@ void config_mask_url(const char *url, char *out, size_t outlen)
     /* password=VALUE, in a query (&-separated) or a keyword string
      * (space-separated, value possibly quoted). */
     while (*p) {
-        bool at_key_start = p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' || p[-1] == '\t';
+        bool at_key_start =
+            p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' || p[-1] == '\t';
         if (at_key_start && strncmp(p, "password", 8) == 0) {
             const char *v = p + 8;
             while (*v == ' ')

@@ -51,6 +51,7 @@ struct config {
     bool wait;
     bool raw;
     bool dedupe;
+    bool envelope;
     bool progress;
     double timeout;
 
@@ -67,8 +68,8 @@ enum config_status {
 /* Loading: environment then argv; err names the variable or flag at fault.
  * environ_get is getenv in production; tests pass their own table. */
 typedef char *(*config_getenv_fn)(const char *name);
-enum config_status config_load(struct config *cfg, enum config_program program, int argc, char **argv,
-                               config_getenv_fn environ_get, char *err, size_t errlen);
+enum config_status config_load(struct config *cfg, enum config_program program, int argc,
+                               char **argv, config_getenv_fn environ_get, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /* Reporting: --help text and the effective settings, secrets masked. */

@@ -242,7 +242,8 @@ static bool index_result(struct db *db, char *err, size_t errlen)
 
 /* Reads every result of the command in flight; false on error.  *done is
  * set once libpq has returned the final NULL. */
-static bool collect(struct db *db, bool keep_rows, bool *done, char *err, size_t errlen, const char *what)
+static bool collect(struct db *db, bool keep_rows, bool *done, char *err, size_t errlen,
+                    const char *what)
 {
     *done = false;
     if (!PQconsumeInput(db->conn)) {
@@ -288,7 +289,8 @@ static enum db_step_result step_connect(struct db *db, char *err, size_t errlen)
     }
     if (db->poll_status != PGRES_POLLING_OK)
         return DB_STEP_PENDING;
-    if (PQsetnonblocking(db->conn, 1) != 0 || !PQsendPrepare(db->conn, LOOKUP_STATEMENT, LOOKUP_SQL, 1, NULL) ||
+    if (PQsetnonblocking(db->conn, 1) != 0 ||
+        !PQsendPrepare(db->conn, LOOKUP_STATEMENT, LOOKUP_SQL, 1, NULL) ||
         !flush(db, err, errlen)) {
         set_pq_error(db, "prepare", err, errlen);
         db_disconnect(db);

@@ -12,13 +12,15 @@ static const struct greet_template *find(const struct greet_template *templates,
                                          const char *language, const char *formality)
 {
     for (size_t i = 0; i < count; i++)
-        if (strcmp(templates[i].language, language) == 0 && strcmp(templates[i].formality, formality) == 0)
+        if (strcmp(templates[i].language, language) == 0 &&
+            strcmp(templates[i].formality, formality) == 0)
             return &templates[i];
     return NULL;
 }
 
-const struct greet_template *greet_pick_template(const struct greet_template *templates, size_t count,
-                                                 const char *language, const char *formality)
+const struct greet_template *greet_pick_template(const struct greet_template *templates,
+                                                 size_t count, const char *language,
+                                                 const char *formality)
 {
     const struct greet_template *found;
 
@@ -61,7 +63,8 @@ const char *greet_message(struct buf *out, const struct job *job, const struct g
 {
     const char *language = prefs ? prefs->language : "en";
     const char *formality = prefs ? prefs->formality : "casual";
-    const struct greet_template *chosen = greet_pick_template(templates, count, language, formality);
+    const struct greet_template *chosen =
+        greet_pick_template(templates, count, language, formality);
 
     if (!greet_render(out, chosen->text, greet_pick_name(job, prefs)))
         return NULL;

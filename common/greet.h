@@ -30,8 +30,9 @@ struct greet_template {
 extern const struct greet_template greet_builtin_template;
 
 /* The template the rule picks among templates[0..count). */
-const struct greet_template *greet_pick_template(const struct greet_template *templates, size_t count,
-                                                 const char *language, const char *formality);
+const struct greet_template *greet_pick_template(const struct greet_template *templates,
+                                                 size_t count, const char *language,
+                                                 const char *formality);
 
 /* The name the rule picks. */
 const char *greet_pick_name(const struct job *job, const struct greet_prefs *prefs);

@@ -55,7 +55,8 @@ static unsigned utf8_next(const unsigned char *s, size_t len, unsigned long *cod
             return 0;
         cp = (cp << 6) | (s[i] & 0x3f);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     *code_point = cp;
     return n;
@@ -101,8 +102,8 @@ static size_t utf8_chars(const char *text, size_t len)
 }
 
 /* Checks a string field; copies it into out (out_size bytes) when valid. */
-static bool check_string_field(json_t *value, const char *field, size_t max_chars, char *out, size_t out_size,
-                               char *detail, size_t detail_len)
+static bool check_string_field(json_t *value, const char *field, size_t max_chars, char *out,
+                               size_t out_size, char *detail, size_t detail_len)
 {
     const char *text;
     size_t len, chars;
@@ -118,7 +119,8 @@ static bool check_string_field(json_t *value, const char *field, size_t max_char
     problem = job_check_text(text, len, max_chars);
     if (problem != NULL) {
         if (chars == 0 || chars > max_chars)
-            snprintf(detail, detail_len, "%s must be 1 to %zu characters, got %zu", field, max_chars, chars);
+            snprintf(detail, detail_len, "%s must be 1 to %zu characters, got %zu", field,
+                     max_chars, chars);
         else
             snprintf(detail, detail_len, "%s %s", field, problem);
         return false;
@@ -143,8 +145,8 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
         snprintf(detail, detail_len, "job_id is required");
         return JOB_INVALID_JOB;
     }
-    if (!check_string_field(job_id, "job_id", JOB_ID_MAX_CHARS, job->job_id, sizeof job->job_id, detail,
-                            detail_len))
+    if (!check_string_field(job_id, "job_id", JOB_ID_MAX_CHARS, job->job_id, sizeof job->job_id,
+                            detail, detail_len))
         return JOB_INVALID_JOB;
 
     if (user_id != NULL && !json_is_null(user_id)) {
@@ -157,15 +159,16 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
     }
 
     if (name != NULL && !json_is_null(name)) {
-        if (!check_string_field(name, "name", JOB_NAME_MAX_CHARS, job->name, sizeof job->name, detail,
-                                detail_len))
+        if (!check_string_field(name, "name", JOB_NAME_MAX_CHARS, job->name, sizeof job->name,
+                                detail, detail_len))
             return JOB_INVALID_JOB;
         job->has_name = true;
     }
     return JOB_OK;
 }
 
-enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail, size_t detail_len)
+enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail,
+                           size_t detail_len)
 {
     json_error_t error;
     json_t *root;
@@ -175,7 +178,8 @@ enum job_status job_decode(const char *body, size_t len, struct job *job, char *
     detail[0] = '\0';
 
     if (len > JOB_BODY_MAX) {
-        snprintf(detail, detail_len, "body is %zu bytes; a job is at most %d bytes", len, JOB_BODY_MAX);
+        snprintf(detail, detail_len, "body is %zu bytes; a job is at most %d bytes", len,
+                 JOB_BODY_MAX);
         return JOB_TOO_LARGE;
     }
 
@@ -185,12 +189,12 @@ enum job_status job_decode(const char *body, size_t len, struct job *job, char *
     root = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
     if (root == NULL) {
         if (json_error_code(&error) == json_error_numeric_overflow) {
-            snprintf(detail, detail_len, "a number in the job is out of range (line %d, column %d)", error.line,
-                     error.column);
+            snprintf(detail, detail_len, "a number in the job is out of range (line %d, column %d)",
+                     error.line, error.column);
             return JOB_INVALID_JOB;
         }
-        snprintf(detail, detail_len, "body is not valid JSON: %s (line %d, column %d)", error.text, error.line,
-                 error.column);
+        snprintf(detail, detail_len, "body is not valid JSON: %s (line %d, column %d)", error.text,
+                 error.line, error.column);
         return JOB_INVALID_JSON;
     }
     if (!json_is_object(root)) {

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JOB_BODY_MAX 65536
-#define JOB_ID_MAX_CHARS 128
+#define JOB_BODY_MAX       65536
+#define JOB_ID_MAX_CHARS   128
 #define JOB_NAME_MAX_CHARS 200
 
 enum job_status {
@@ -34,7 +34,8 @@ struct job {
 /* Fills job and returns JOB_OK, or returns the failure with a sentence in
  * detail that depends only on the body (error replies must be
  * byte-identical when a job is redelivered). */
-enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail, size_t detail_len);
+enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail,
+                           size_t detail_len);
 
 /* The contract's error code: "invalid_json", "invalid_job", "too_large". */
 const char *job_status_code(enum job_status status);

@@ -114,9 +114,9 @@ void log_begin(struct log_line *line, enum log_level level, const char *event)
     gettimeofday(&now, NULL);
     gmtime_r(&now.tv_sec, &utc);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    line->len = (unsigned)snprintf(line->buf, sizeof line->buf, "ts=%s.%03ldZ level=%s app=%s pid=%ld event=",
-                                   stamp, (long)(now.tv_usec / 1000), level_names[level], program_name,
-                                   (long)getpid());
+    line->len = (unsigned)snprintf(
+        line->buf, sizeof line->buf, "ts=%s.%03ldZ level=%s app=%s pid=%ld event=", stamp,
+        (long)(now.tv_usec / 1000), level_names[level], program_name, (long)getpid());
     put_value(line, event, (unsigned)strlen(event));
 }
 

@@ -55,7 +55,8 @@ static void set_error(char *err, size_t errlen, const char *what, const char *wh
 /* The one place an amqp_rpc_reply_t becomes an error message: library
  * failures, and channel or connection closes with the broker's code and
  * text (as in rabbitmq-c's examples/utils.c). */
-static bool rpc_ok(amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen, int *server_code)
+static bool rpc_ok(amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen,
+                   int *server_code)
 {
     if (server_code)
         *server_code = 0;
@@ -71,14 +72,16 @@ static bool rpc_ok(amqp_rpc_reply_t reply, const char *what, char *err, size_t e
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *close = reply.reply.decoded;
-            snprintf(err, errlen, "%s: connection closed by the broker: %u %.*s", what, close->reply_code,
-                     (int)close->reply_text.len, (const char *)close->reply_text.bytes);
+            snprintf(err, errlen, "%s: connection closed by the broker: %u %.*s", what,
+                     close->reply_code, (int)close->reply_text.len,
+                     (const char *)close->reply_text.bytes);
             if (server_code)
                 *server_code = close->reply_code;
         } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *close = reply.reply.decoded;
-            snprintf(err, errlen, "%s: channel closed by the broker: %u %.*s", what, close->reply_code,
-                     (int)close->reply_text.len, (const char *)close->reply_text.bytes);
+            snprintf(err, errlen, "%s: channel closed by the broker: %u %.*s", what,
+                     close->reply_code, (int)close->reply_text.len,
+                     (const char *)close->reply_text.bytes);
             if (server_code)
                 *server_code = close->reply_code;
         } else {
@@ -118,8 +121,8 @@ static void copy_shortstr(struct mq_shortstr *dst, amqp_bytes_t src)
     dst->data[len] = '\0';
 }
 
-static bool open_socket(struct mq *mq, const struct mq_settings *settings, struct amqp_connection_info *info,
-                        char *err, size_t errlen)
+static bool open_socket(struct mq *mq, const struct mq_settings *settings,
+                        struct amqp_connection_info *info, char *err, size_t errlen)
 {
     amqp_socket_t *socket;
     struct timeval timeout = to_timeval(settings->timeout);
@@ -135,7 +138,8 @@ static bool open_socket(struct mq *mq, const struct mq_settings *settings, struc
         amqp_ssl_socket_set_verify_hostname(socket, 1);
         if (settings->cacert && access(settings->cacert, R_OK) == 0 &&
             amqp_ssl_socket_set_cacert(socket, settings->cacert) != AMQP_STATUS_OK) {
-            snprintf(err, errlen, "TLS: cannot load the CA bundle %s (AMQP_CACERT)", settings->cacert);
+            snprintf(err, errlen, "TLS: cannot load the CA bundle %s (AMQP_CACERT)",
+                     settings->cacert);
             return false;
         }
     } else {
@@ -147,7 +151,8 @@ static bool open_socket(struct mq *mq, const struct mq_settings *settings, struc
     }
     status = amqp_socket_open_noblock(socket, info->host, info->port, &timeout);
     if (status != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "connect to %s:%d: %s", info->host, info->port, amqp_error_string2(status));
+        snprintf(err, errlen, "connect to %s:%d: %s", info->host, info->port,
+                 amqp_error_string2(status));
         return false;
     }
     return true;
@@ -202,8 +207,9 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
     client_properties.num_entries = 2;
     client_properties.entries = client;
 
-    if (!rpc_ok(amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX, heartbeat,
-                                           &client_properties, AMQP_SASL_METHOD_PLAIN, info.user, info.password),
+    if (!rpc_ok(amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX,
+                                           heartbeat, &client_properties, AMQP_SASL_METHOD_PLAIN,
+                                           info.user, info.password),
                 "login", err, errlen, NULL))
         goto fail;
     amqp_channel_open(mq->conn, CHANNEL);
@@ -246,7 +252,8 @@ void mq_close(struct mq *mq)
 
 /* Arguments every queue of ours is declared with: quorum, and for the
  * jobs queue dead-lettering by delivery limit. */
-static amqp_table_t queue_arguments(amqp_table_entry_t *entries, const struct mq_topology *t, bool is_jobs)
+static amqp_table_t queue_arguments(amqp_table_entry_t *entries, const struct mq_topology *t,
+                                    bool is_jobs)
 {
     amqp_table_t table;
     int n = 0;
@@ -283,16 +290,17 @@ static bool reopen_channel(struct mq *mq, char *err, size_t errlen)
     return rpc_ok(amqp_get_rpc_reply(mq->conn), "reopen channel", err, errlen, NULL);
 }
 
-static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char *name, bool is_jobs, char *err,
-                          size_t errlen)
+static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char *name,
+                          bool is_jobs, char *err, size_t errlen)
 {
     amqp_table_entry_t entries[4];
     char what[300];
     int code;
 
     snprintf(what, sizeof what, "declare queue %s", name);
-    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 0 /* passive */, 1 /* durable */,
-                       0 /* exclusive */, 0 /* auto_delete */, queue_arguments(entries, t, is_jobs));
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 0 /* passive */,
+                       1 /* durable */, 0 /* exclusive */, 0 /* auto_delete */,
+                       queue_arguments(entries, t, is_jobs));
     if (rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
         return true;
     if (code != AMQP_PRECONDITION_FAILED)
@@ -311,11 +319,13 @@ static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char
     }
     if (!reopen_channel(mq, err, errlen))
         return false;
-    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0, amqp_empty_table);
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0,
+                       amqp_empty_table);
     return rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, NULL);
 }
 
-bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err, size_t errlen)
+bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err,
+                         size_t errlen)
 {
     /* The dead queue first: the jobs queue dead-letters into it. */
     return declare_queue(mq, topology, topology->dead_queue, false, err, errlen) &&
@@ -342,15 +352,22 @@ bool mq_declare_private_queue(struct mq *mq, char *name, size_t namelen, char *e
     return true;
 }
 
-bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err, size_t errlen)
+bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err,
+                    size_t errlen)
 {
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(queue), 1 /* passive */,
-                                                     0, 0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(queue),
+                                                     1 /* passive */, 0, 0, 0, amqp_empty_table);
 
     if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "inspect queue", err, errlen, NULL))
         return false;
     *messages = ok->message_count;
     return true;
+}
+
+bool mq_queue_purge(struct mq *mq, const char *queue, char *err, size_t errlen)
+{
+    amqp_queue_purge(mq->conn, CHANNEL, amqp_cstring_bytes(queue));
+    return rpc_ok(amqp_get_rpc_reply(mq->conn), "purge queue", err, errlen, NULL);
 }
 
 bool mq_confirm_select(struct mq *mq, char *err, size_t errlen)
@@ -367,9 +384,9 @@ bool mq_qos(struct mq *mq, unsigned prefetch, char *err, size_t errlen)
 
 bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen)
 {
-    amqp_basic_consume_ok_t *ok =
-        amqp_basic_consume(mq->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes /* broker names it */,
-                           0 /* no_local */, 0 /* no_ack */, 0 /* exclusive */, amqp_empty_table);
+    amqp_basic_consume_ok_t *ok = amqp_basic_consume(
+        mq->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes /* broker names it */,
+        0 /* no_local */, 0 /* no_ack */, 0 /* exclusive */, amqp_empty_table);
 
     if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "consume", err, errlen, NULL))
         return false;
@@ -388,8 +405,8 @@ bool mq_cancel(struct mq *mq, char *err, size_t errlen)
      * and are ours to finish; cancel-ok comes as one more frame. */
     cancel.consumer_tag = bytes_of(mq->consumer_tag.data, mq->consumer_tag.len);
     cancel.nowait = 0;
-    if (!status_ok(amqp_send_method(mq->conn, CHANNEL, AMQP_BASIC_CANCEL_METHOD, &cancel), "cancel consumer", err,
-                   errlen))
+    if (!status_ok(amqp_send_method(mq->conn, CHANNEL, AMQP_BASIC_CANCEL_METHOD, &cancel),
+                   "cancel consumer", err, errlen))
         return false;
     mq->consuming = false;
     mq->cancelling = true;
@@ -413,8 +430,9 @@ static void set_header(amqp_table_entry_t *entry, const char *key, const char *v
     entry->value.value.bytes = amqp_cstring_bytes(value);
 }
 
-bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_props *props, const void *body,
-                size_t len, bool mandatory, uint64_t *seq, char *err, size_t errlen)
+bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_props *props,
+                const void *body, size_t len, bool mandatory, uint64_t *seq, char *err,
+                size_t errlen)
 {
     amqp_basic_properties_t p;
     amqp_table_entry_t headers[2];
@@ -449,8 +467,8 @@ bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_
         p.headers.entries = headers;
     }
     if (!status_ok(amqp_basic_publish(mq->conn, CHANNEL, amqp_empty_bytes /* default exchange */,
-                                      amqp_cstring_bytes(routing_key), mandatory, 0 /* immediate */, &p,
-                                      bytes_of(body, len)),
+                                      amqp_cstring_bytes(routing_key), mandatory, 0 /* immediate */,
+                                      &p, bytes_of(body, len)),
                    "publish", err, errlen))
         return false;
     /* In confirm mode the broker numbers our publishes 1, 2, 3... */
@@ -465,7 +483,8 @@ bool mq_ack(struct mq *mq, uint64_t delivery_tag, bool multiple, char *err, size
 
 bool mq_reject(struct mq *mq, uint64_t delivery_tag, bool requeue, char *err, size_t errlen)
 {
-    return status_ok(amqp_basic_reject(mq->conn, CHANNEL, delivery_tag, requeue), "reject", err, errlen);
+    return status_ok(amqp_basic_reject(mq->conn, CHANNEL, delivery_tag, requeue), "reject", err,
+                     errlen);
 }
 
 static long long header_integer(const amqp_field_value_t *v)
@@ -498,6 +517,8 @@ static void take_properties(struct mq_message *m, const amqp_basic_properties_t 
 {
     if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
         copy_shortstr(&m->content_type, p->content_type);
+    m->persistent =
+        (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG) && p->delivery_mode == AMQP_DELIVERY_PERSISTENT;
     if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
         copy_shortstr(&m->message_id, p->message_id);
     if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
@@ -510,9 +531,12 @@ static void take_properties(struct mq_message *m, const amqp_basic_properties_t 
         const amqp_table_entry_t *e = &p->headers.entries[i];
         if (e->key.len == 16 && memcmp(e->key.bytes, "x-delivery-count", 16) == 0)
             m->delivery_count = header_integer(&e->value);
-        else if (e->key.len == 13 && memcmp(e->key.bytes, "x-greet-error", 13) == 0 &&
-                 (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES))
-            copy_shortstr(&m->greet_error, e->value.value.bytes);
+        else if (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES) {
+            if (e->key.len == 13 && memcmp(e->key.bytes, "x-greet-error", 13) == 0)
+                copy_shortstr(&m->greet_error, e->value.value.bytes);
+            else if (e->key.len == 14 && memcmp(e->key.bytes, "x-greet-detail", 14) == 0)
+                copy_shortstr(&m->greet_detail, e->value.value.bytes);
+        }
     }
 }
 
@@ -540,7 +564,8 @@ static void start_message(struct mq *mq, enum incoming kind)
 }
 
 /* 1: event; 0: frame consumed, no event yet; -1: connection unusable. */
-static int handle_method(struct mq *mq, amqp_method_t *method, struct mq_event *event, char *err, size_t errlen)
+static int handle_method(struct mq *mq, amqp_method_t *method, struct mq_event *event, char *err,
+                         size_t errlen)
 {
     switch (method->id) {
     case AMQP_BASIC_DELIVER_METHOD: {
@@ -587,15 +612,15 @@ static int handle_method(struct mq *mq, amqp_method_t *method, struct mq_event *
         return 1;
     case AMQP_CHANNEL_CLOSE_METHOD: {
         amqp_channel_close_t *c = method->decoded;
-        snprintf(err, errlen, "channel closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
+        snprintf(err, errlen, "channel closed by the broker: %u %.*s", c->reply_code,
+                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         return -1;
     }
     case AMQP_CONNECTION_CLOSE_METHOD: {
         amqp_connection_close_t *c = method->decoded;
         amqp_connection_close_ok_t close_ok = {0};
-        snprintf(err, errlen, "connection closed by the broker: %u %.*s", c->reply_code, (int)c->reply_text.len,
-                 (const char *)c->reply_text.bytes);
+        snprintf(err, errlen, "connection closed by the broker: %u %.*s", c->reply_code,
+                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
         amqp_send_method(mq->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &close_ok);
         return -1;
     }
@@ -643,7 +668,8 @@ int mq_next_event(struct mq *mq, struct mq_event *event, char *err, size_t errle
         case AMQP_FRAME_BODY:
             if (mq->incoming == INCOMING_NONE)
                 break;
-            if (!buf_append(&mq->body, frame.payload.body_fragment.bytes, frame.payload.body_fragment.len)) {
+            if (!buf_append(&mq->body, frame.payload.body_fragment.bytes,
+                            frame.payload.body_fragment.len)) {
                 set_error(err, errlen, "broker connection", "out of memory for a message body");
                 return -1;
             }

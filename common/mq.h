@@ -29,13 +29,15 @@ struct mq_shortstr {
 struct mq_message {
     uint64_t delivery_tag;
     bool redelivered;
+    bool persistent;          /* delivery_mode 2 */
     long long delivery_count; /* x-delivery-count (quorum queues); 0 if absent */
     struct mq_shortstr content_type;
     struct mq_shortstr message_id;
     struct mq_shortstr correlation_id;
     struct mq_shortstr reply_to;
-    struct mq_shortstr routing_key; /* for returns: where it was sent */
-    struct mq_shortstr greet_error; /* x-greet-error header, if any */
+    struct mq_shortstr routing_key;  /* for returns: where it was sent */
+    struct mq_shortstr greet_error;  /* x-greet-error header, if any */
+    struct mq_shortstr greet_detail; /* x-greet-detail header (cut at 255 bytes) */
     const char *body;
     size_t body_len;
 };
@@ -78,7 +80,7 @@ struct mq_topology {
 
 struct mq_settings {
     const char *url;
-    const char *cacert;     /* for amqps:// */
+    const char *cacert;      /* for amqps:// */
     const char *client_name; /* shown in the broker's connection list */
     double heartbeat;        /* seconds, 0: off */
     double timeout;          /* connect, handshake and each RPC */
@@ -88,22 +90,27 @@ struct mq;
 
 /* Connection life cycle. */
 struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errlen);
-void mq_close(struct mq *mq);     /* polite close (bounded), then free */
-void mq_abandon(struct mq *mq);   /* drop the socket at once, then free */
+void mq_close(struct mq *mq);   /* polite close (bounded), then free */
+void mq_abandon(struct mq *mq); /* drop the socket at once, then free */
 
 /* Set-up, blocking (bounded by settings->timeout). */
-bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err, size_t errlen);
-bool mq_declare_queue(struct mq *mq, const char *name, char *err, size_t errlen); /* durable quorum */
+bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err,
+                         size_t errlen);
+bool mq_declare_queue(struct mq *mq, const char *name, char *err,
+                      size_t errlen); /* durable quorum */
 bool mq_declare_private_queue(struct mq *mq, char *name, size_t namelen, char *err, size_t errlen);
 bool mq_confirm_select(struct mq *mq, char *err, size_t errlen);
 bool mq_qos(struct mq *mq, unsigned prefetch, char *err, size_t errlen);
 bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen);
-bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err, size_t errlen);
+bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err,
+                    size_t errlen);
+bool mq_queue_purge(struct mq *mq, const char *queue, char *err, size_t errlen);
 
 /* Steady state, never waiting for the broker to answer. */
 bool mq_cancel(struct mq *mq, char *err, size_t errlen);
-bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_props *props, const void *body,
-                size_t len, bool mandatory, uint64_t *seq, char *err, size_t errlen);
+bool mq_publish(struct mq *mq, const char *routing_key, const struct mq_publish_props *props,
+                const void *body, size_t len, bool mandatory, uint64_t *seq, char *err,
+                size_t errlen);
 bool mq_ack(struct mq *mq, uint64_t delivery_tag, bool multiple, char *err, size_t errlen);
 bool mq_reject(struct mq *mq, uint64_t delivery_tag, bool requeue, char *err, size_t errlen);
 /* 1: *event filled; 0: nothing more buffered or readable now; -1: lost. */

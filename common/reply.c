@@ -36,12 +36,12 @@ static const char *or_null(const char *s)
 
 bool reply_encode_ok(struct buf *out, const char *job_id, const char *message, const char *language)
 {
-    return dump(out, json_pack("{s:s, s:s, s:s, s:s}", "job_id", job_id, "status", "ok", "message", message,
-                               "language", language));
+    return dump(out, json_pack("{s:s, s:s, s:s, s:s}", "job_id", job_id, "status", "ok", "message",
+                               message, "language", language));
 }
 
 bool reply_encode_error(struct buf *out, const char *job_id, const char *code, const char *detail)
 {
-    return dump(out, json_pack("{s:s?, s:s, s:s, s:s}", "job_id", or_null(job_id), "status", "error", "error",
-                               code, "detail", detail));
+    return dump(out, json_pack("{s:s?, s:s, s:s, s:s}", "job_id", or_null(job_id), "status",
+                               "error", "error", code, "detail", detail));
 }

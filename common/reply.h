@@ -8,7 +8,8 @@
 #include <stdbool.h>
 
 /* {"job_id":..,"status":"ok","message":..,"language":..} */
-bool reply_encode_ok(struct buf *out, const char *job_id, const char *message, const char *language);
+bool reply_encode_ok(struct buf *out, const char *job_id, const char *message,
+                     const char *language);
 
 /* {"job_id":..|null,"status":"error","error":..,"detail":..}; job_id NULL
  * or "" when none could be read. */

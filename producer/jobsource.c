@@ -12,7 +12,8 @@ void jobsource_make_id(char *out, size_t outlen, const char *prefix, unsigned lo
 }
 
 /* Serialises obj into out, then checks it as the worker will. */
-static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len, char *err, size_t errlen)
+static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len, char *err,
+                   size_t errlen)
 {
     struct job job;
     char detail[256];
@@ -38,8 +39,8 @@ static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len
     return true;
 }
 
-bool jobsource_from_line(const char *line, size_t len, const char *generated_id, struct buf *out, char *job_id,
-                         size_t job_id_len, char *err, size_t errlen)
+bool jobsource_from_line(const char *line, size_t len, const char *generated_id, struct buf *out,
+                         char *job_id, size_t job_id_len, char *err, size_t errlen)
 {
     json_error_t error;
     json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &error);
@@ -53,7 +54,8 @@ bool jobsource_from_line(const char *line, size_t len, const char *generated_id,
         snprintf(err, errlen, "a job must be a JSON object");
         return false;
     }
-    if (json_object_get(obj, "job_id") == NULL && json_object_set_new(obj, "job_id", json_string(generated_id))) {
+    if (json_object_get(obj, "job_id") == NULL &&
+        json_object_set_new(obj, "job_id", json_string(generated_id))) {
         json_decref(obj);
         snprintf(err, errlen, "out of memory");
         return false;
@@ -61,8 +63,8 @@ bool jobsource_from_line(const char *line, size_t len, const char *generated_id,
     return finish(obj, out, job_id, job_id_len, err, errlen);
 }
 
-bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out, char *err,
-                           size_t errlen)
+bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out,
+                           char *err, size_t errlen)
 {
     json_t *obj = json_object();
 

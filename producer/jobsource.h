@@ -17,11 +17,11 @@ void jobsource_make_id(char *out, size_t outlen, const char *prefix, unsigned lo
 
 /* One input line (no newline) to a body in out; job_id receives the id.
  * false with err filled when the line is not a valid job. */
-bool jobsource_from_line(const char *line, size_t len, const char *generated_id, struct buf *out, char *job_id,
-                         size_t job_id_len, char *err, size_t errlen);
+bool jobsource_from_line(const char *line, size_t len, const char *generated_id, struct buf *out,
+                         char *job_id, size_t job_id_len, char *err, size_t errlen);
 
 /* A job from flags: user_id 0 means none, name NULL means none. */
-bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out, char *err,
-                           size_t errlen);
+bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out,
+                           char *err, size_t errlen);
 
 #endif

@@ -27,7 +27,8 @@ static const char *check_modes(const struct config *cfg)
     if (cfg->file && cfg->count > 0)
         return "--file and --count are two ways to choose the jobs; give one";
     if ((cfg->file || cfg->count > 0) && single_flags)
-        return "--user-id, --name, --job-id and --correlation-id describe one job; they go without --file and "
+        return "--user-id, --name, --job-id and --correlation-id describe one job; they go without "
+               "--file and "
                "--count";
     if (cfg->raw && !cfg->file)
         return "--raw applies to --file";
@@ -48,10 +49,11 @@ int main(int argc, char **argv)
 
     switch (config_load(&cfg, PROGRAM_PRODUCER, argc, argv, getenv, err, sizeof err)) {
     case CONFIG_HELP:
-        config_usage(stdout, PROGRAM_PRODUCER, "greet-producer",
-                     "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
-                     "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
-                     "Without --file or --count, sends one job and prints its job_id.");
+        config_usage(
+            stdout, PROGRAM_PRODUCER, "greet-producer",
+            "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
+            "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
+            "Without --file or --count, sends one job and prints its job_id.");
         config_free(&cfg);
         return EXIT_SUCCESS;
     case CONFIG_VERSION:

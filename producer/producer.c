@@ -21,10 +21,10 @@
 
 /* Publishes in flight before waiting for confirms: enough to keep the
  * broker busy, small enough to bound what a failure leaves unconfirmed. */
-#define CONFIRM_WINDOW 4096
-#define CONNECT_TIMEOUT 10.0
+#define CONFIRM_WINDOW       4096
+#define CONNECT_TIMEOUT      10.0
 #define WAIT_DEFAULT_TIMEOUT 60.0
-#define MAX_LISTED 20
+#define MAX_LISTED           20
 
 enum mode { MODE_SINGLE, MODE_FILE, MODE_SYNTHETIC };
 
@@ -90,12 +90,14 @@ static bool store_job(struct producer *p, const char *body, size_t len, const ch
 }
 
 /* The job_id of a raw line when it has a usable one, for message_id. */
-static void raw_message_id(const char *line, size_t len, const char *fallback, char *out, size_t outlen)
+static void raw_message_id(const char *line, size_t len, const char *fallback, char *out,
+                           size_t outlen)
 {
     json_t *obj = json_loadb(line, len, JSON_DECODE_ANY, NULL);
     json_t *id = json_is_object(obj) ? json_object_get(obj, "job_id") : NULL;
 
-    if (json_is_string(id) && json_string_length(id) > 0 && json_string_length(id) <= MQ_SHORTSTR_MAX)
+    if (json_is_string(id) && json_string_length(id) > 0 &&
+        json_string_length(id) <= MQ_SHORTSTR_MAX)
         snprintf(out, outlen, "%s", json_string_value(id));
     else
         snprintf(out, outlen, "%s", fallback);
@@ -133,9 +135,11 @@ static int read_file(struct producer *p)
                 goto oom;
             continue;
         }
-        if (!jobsource_from_line(line, len, generated, &body, job_id, sizeof job_id, err, sizeof err)) {
+        if (!jobsource_from_line(line, len, generated, &body, job_id, sizeof job_id, err,
+                                 sizeof err)) {
             if (bad++ < MAX_LISTED)
-                fprintf(stderr, "greet-producer: %s:%zu: %s\n", strcmp(path, "-") ? path : "stdin", line_no, err);
+                fprintf(stderr, "greet-producer: %s:%zu: %s\n", strcmp(path, "-") ? path : "stdin",
+                        line_no, err);
             continue;
         }
         if (!store_job(p, body.data, body.len, job_id))
@@ -191,7 +195,8 @@ static int prepare_single(struct producer *p)
 
 /* The body and message_id of job i; synthetic ones are made on the fly
  * so a load of millions costs no memory. */
-static void job_at(struct producer *p, size_t i, const char **body, size_t *len, const char **message_id)
+static void job_at(struct producer *p, size_t i, const char **body, size_t *len,
+                   const char **message_id)
 {
     if (p->mode != MODE_SYNTHETIC) {
         *body = p->arena.data + p->jobs[i].body_off;
@@ -202,8 +207,9 @@ static void job_at(struct producer *p, size_t i, const char **body, size_t *len,
     jobsource_make_id(p->scratch_id, sizeof p->scratch_id, p->id_prefix, (unsigned long long)i + 1);
     buf_reset(&p->scratch);
     buf_reserve(&p->scratch, 128);
-    p->scratch.len = (size_t)snprintf(p->scratch.data, p->scratch.cap, "{\"job_id\":\"%s\",\"user_id\":%lld}",
-                                      p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users));
+    p->scratch.len =
+        (size_t)snprintf(p->scratch.data, p->scratch.cap, "{\"job_id\":\"%s\",\"user_id\":%lld}",
+                         p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users));
     *body = p->scratch.data;
     *len = p->scratch.len;
     *message_id = p->scratch_id;
@@ -237,8 +243,8 @@ static void show_progress(struct producer *p, double now, bool final)
     if (!p->show_progress || (!final && now - p->last_progress < 0.5))
         return;
     p->last_progress = now;
-    fprintf(stderr, "\r\033[Ksent %zu/%zu, confirmed %zu (%.0f jobs/s)", p->next, p->total, p->confirmed,
-            elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
+    fprintf(stderr, "\r\033[Ksent %zu/%zu, confirmed %zu (%.0f jobs/s)", p->next, p->total,
+            p->confirmed, elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
     if (p->awaiting)
         fprintf(stderr, ", replies %zu", p->replies_ok + p->replies_error);
     if (final)
@@ -358,7 +364,8 @@ static bool publish_next(struct producer *p, char *err, size_t errlen)
         props.correlation_id_len = strlen(p->cfg->correlation_id);
     }
     props.reply_to = p->awaiting ? p->reply_queue : p->cfg->reply_to;
-    if (!mq_publish(p->mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq, err, errlen))
+    if (!mq_publish(p->mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq, err,
+                    errlen))
         return false;
     if (p->awaiting && json_object_set_new(p->awaiting, message_id, json_real(clock_now())) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -374,9 +381,10 @@ static bool publish_next(struct producer *p, char *err, size_t errlen)
 static bool connect_broker(struct producer *p, char *err, size_t errlen)
 {
     const struct config *cfg = p->cfg;
-    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-producer", cfg->heartbeat,
-                                   CONNECT_TIMEOUT};
-    struct mq_topology topology = {cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue, cfg->delivery_limit};
+    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-producer",
+                                   cfg->heartbeat, CONNECT_TIMEOUT};
+    struct mq_topology topology = {cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue,
+                                   cfg->delivery_limit};
 
     p->mq = mq_connect(&settings, err, errlen);
     if (p->mq == NULL || !mq_declare_topology(p->mq, &topology, err, errlen))
@@ -391,7 +399,8 @@ static bool connect_broker(struct producer *p, char *err, size_t errlen)
 
 /* Publishes everything, waits for confirms and, with --wait, replies.
  * false on a broker failure (err says why). */
-static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double deadline, char *err, size_t errlen)
+static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double deadline, char *err,
+                     size_t errlen)
 {
     double rate = p->cfg->rate;
 
@@ -409,7 +418,8 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
         if (!publishing && p->pending_count == 0 && !waiting_replies)
             return true;
         if (deadline > 0 && now >= deadline) {
-            snprintf(err, errlen, "timed out after %.1f s", p->cfg->timeout > 0 ? p->cfg->timeout : WAIT_DEFAULT_TIMEOUT);
+            snprintf(err, errlen, "timed out after %.1f s",
+                     p->cfg->timeout > 0 ? p->cfg->timeout : WAIT_DEFAULT_TIMEOUT);
             return false;
         }
         while (p->next < p->total && p->pending_count < CONFIRM_WINDOW &&
@@ -446,11 +456,11 @@ static void print_summary(struct producer *p, double now)
 {
     double elapsed = now - p->started;
 
-    fprintf(stderr, "greet-producer: %zu jobs confirmed in %.3f s (%.0f jobs/s)", p->confirmed, elapsed,
-            elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
+    fprintf(stderr, "greet-producer: %zu jobs confirmed in %.3f s (%.0f jobs/s)", p->confirmed,
+            elapsed, elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
     if (p->awaiting) {
-        fprintf(stderr, "; replies: %zu ok, %zu error, %zu missing", p->replies_ok, p->replies_error,
-                json_object_size(p->awaiting));
+        fprintf(stderr, "; replies: %zu ok, %zu error, %zu missing", p->replies_ok,
+                p->replies_error, json_object_size(p->awaiting));
         if (p->n_latencies > 0) {
             qsort(p->latencies, p->n_latencies, sizeof *p->latencies, compare_doubles);
             fprintf(stderr, "; latency ms p50 %.2f p95 %.2f p99 %.2f max %.2f",
@@ -469,7 +479,8 @@ static void list_missing(struct producer *p)
     json_t *value;
     size_t listed = 0;
 
-    json_object_foreach(p->awaiting, key, value) {
+    json_object_foreach(p->awaiting, key, value)
+    {
         if (listed++ == MAX_LISTED) {
             fprintf(stderr, "greet-producer: ... and %zu more without a reply\n",
                     json_object_size(p->awaiting) - MAX_LISTED);

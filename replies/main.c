@@ -30,9 +30,47 @@ static void on_signal(int signo)
     stop_requested = 1;
 }
 
-/* Writes one reply as a line; true once it is out of our hands. */
-static bool print_reply(const struct mq_message *m)
+static void set_shortstr(json_t *obj, const char *key, const struct mq_shortstr *value)
 {
+    if (value->present)
+        json_object_set_new(obj, key, json_stringn(value->data, value->len));
+}
+
+/* --envelope: the body inside its properties, for looking at messages
+ * (the dead queue's x-greet-* headers) rather than consuming replies. */
+static char *envelope(const struct mq_message *m)
+{
+    json_t *env = json_object(), *headers = json_object();
+    json_t *body = json_loadb(m->body, m->body_len, JSON_DECODE_ANY, NULL);
+    char *text;
+
+    set_shortstr(env, "message_id", &m->message_id);
+    set_shortstr(env, "correlation_id", &m->correlation_id);
+    set_shortstr(env, "reply_to", &m->reply_to);
+    set_shortstr(env, "content_type", &m->content_type);
+    json_object_set_new(env, "persistent", json_boolean(m->persistent));
+    json_object_set_new(env, "redelivered", json_boolean(m->redelivered));
+    set_shortstr(headers, "x-greet-error", &m->greet_error);
+    set_shortstr(headers, "x-greet-detail", &m->greet_detail);
+    if (m->delivery_count > 0)
+        json_object_set_new(headers, "x-delivery-count", json_integer(m->delivery_count));
+    json_object_set_new(env, "headers", headers);
+    /* A body that is not JSON is shown as a string (null if not UTF-8). */
+    json_object_set_new(env, "body", body ? body : json_stringn(m->body, m->body_len));
+    text = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(env);
+    return text;
+}
+
+/* Writes one reply as a line; true once it is out of our hands. */
+static bool print_reply(const struct mq_message *m, bool with_envelope)
+{
+    if (with_envelope) {
+        char *text = envelope(m);
+        bool ok = text != NULL && fputs(text, stdout) != EOF;
+        free(text);
+        return ok && fputc('\n', stdout) != EOF && fflush(stdout) == 0;
+    }
     return fwrite(m->body, 1, m->body_len, stdout) == m->body_len && fputc('\n', stdout) != EOF &&
            fflush(stdout) == 0;
 }
@@ -52,7 +90,7 @@ static bool handle(struct subscriber *s, const struct mq_message *m, char *err, 
     if (s->cfg->dedupe && id != NULL && json_object_get(s->seen, id) != NULL) {
         s->dropped++;
     } else {
-        if (!print_reply(m)) {
+        if (!print_reply(m, s->cfg->envelope)) {
             snprintf(err, errlen, "writing to stdout: %s", strerror(errno));
             return false;
         }
@@ -67,7 +105,8 @@ static bool handle(struct subscriber *s, const struct mq_message *m, char *err, 
 static int run(struct subscriber *s)
 {
     const struct config *cfg = s->cfg;
-    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-replies", cfg->heartbeat, 10.0};
+    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-replies", cfg->heartbeat,
+                                   10.0};
     unsigned prefetch = (unsigned)cfg->prefetch;
     double deadline = cfg->timeout > 0 ? clock_now() + cfg->timeout : 0;
     char err[512];
@@ -77,7 +116,8 @@ static int run(struct subscriber *s)
         prefetch = (unsigned)cfg->count; /* take no more than we will print */
     s->mq = mq_connect(&settings, err, sizeof err);
     if (s->mq == NULL || !mq_declare_queue(s->mq, cfg->reply_queue, err, sizeof err) ||
-        !mq_qos(s->mq, prefetch, err, sizeof err) || !mq_consume(s->mq, cfg->reply_queue, err, sizeof err))
+        !mq_qos(s->mq, prefetch, err, sizeof err) ||
+        !mq_consume(s->mq, cfg->reply_queue, err, sizeof err))
         goto failed;
 
     while (!stop_requested && (cfg->count == 0 || s->printed < (unsigned long long)cfg->count)) {
@@ -86,13 +126,15 @@ static int run(struct subscriber *s)
 
         if (deadline > 0 && clock_now() >= deadline) {
             if (cfg->count > 0) {
-                fprintf(stderr, "greet-replies: timed out with %llu of %lld replies\n", s->printed, cfg->count);
+                fprintf(stderr, "greet-replies: timed out with %llu of %lld replies\n", s->printed,
+                        cfg->count);
                 mq_close(s->mq);
                 return 1;
             }
             break;
         }
-        if (!mq_has_buffered(s->mq) && poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500) < 0 &&
+        if (!mq_has_buffered(s->mq) &&
+            poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500) < 0 &&
             errno != EINTR) {
             snprintf(err, sizeof err, "poll: %s", strerror(errno));
             goto failed;
@@ -104,7 +146,8 @@ static int run(struct subscriber *s)
             if (got == 0)
                 break;
             if (ev.type == MQ_EVENT_CANCELLED) {
-                snprintf(err, sizeof err, "the broker cancelled the subscription (queue %s deleted?)",
+                snprintf(err, sizeof err,
+                         "the broker cancelled the subscription (queue %s deleted?)",
                          cfg->reply_queue);
                 goto failed;
             }
@@ -135,8 +178,9 @@ int main(int argc, char **argv)
 
     switch (config_load(&cfg, PROGRAM_REPLIES, argc, argv, getenv, err, sizeof err)) {
     case CONFIG_HELP:
-        config_usage(stdout, PROGRAM_REPLIES, "greet-replies",
-                     "Print the replies of a reply queue as JSON lines, acking each once it is written.");
+        config_usage(
+            stdout, PROGRAM_REPLIES, "greet-replies",
+            "Print the replies of a reply queue as JSON lines, acking each once it is written.");
         config_free(&cfg);
         return EXIT_SUCCESS;
     case CONFIG_VERSION:

@@ -58,8 +58,9 @@ int main(int argc, char **argv)
 
     switch (config_load(&cfg, PROGRAM_WORKER, argc, argv, getenv, err, sizeof err)) {
     case CONFIG_HELP:
-        config_usage(stdout, PROGRAM_WORKER, "greet-worker",
-                     "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, publish replies.");
+        config_usage(
+            stdout, PROGRAM_WORKER, "greet-worker",
+            "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, publish replies.");
         config_free(&cfg);
         return EXIT_SUCCESS;
     case CONFIG_VERSION:

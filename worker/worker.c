@@ -21,12 +21,12 @@
 #define CONTENT_TYPE_JSON "application/json"
 /* Reconnect delays: from 100 ms, doubling, capped at 30 s (backoff.h). */
 #define BACKOFF_BASE 0.1
-#define BACKOFF_CAP 30.0
+#define BACKOFF_CAP  30.0
 /* How long a connect may take, and how long past its statement timeout a
  * lookup may go before the server is taken for stalled or gone. */
 #define CONNECT_TIMEOUT 10.0
-#define DB_GRACE 2.0
-#define POLL_CAP_MS 1000
+#define DB_GRACE        2.0
+#define POLL_CAP_MS     1000
 /* Broker events handled before the loop looks at anything else. */
 #define EVENTS_PER_TURN 4096
 
@@ -143,7 +143,8 @@ static void ensure_broker(struct worker *w, double now)
         return;
     w->mq = mq_connect(&w->mq_settings, err, sizeof err);
     if (w->mq == NULL || !mq_declare_topology(w->mq, &w->topology, err, sizeof err) ||
-        !mq_confirm_select(w->mq, err, sizeof err) || !mq_qos(w->mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
+        !mq_confirm_select(w->mq, err, sizeof err) ||
+        !mq_qos(w->mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
         double delay = backoff_next(&w->mq_backoff);
         struct log_line line;
         log_begin(&line, LOG_WARN, "broker.connect_failed");
@@ -189,7 +190,8 @@ static bool publish_for(struct worker *w, unsigned slot_index, const char *routi
 
     /* mandatory: an unroutable reply comes back as basic.return, so a
      * missing reply queue is noticed instead of silently dropped. */
-    if (!mq_publish(w->mq, routing_key, props, body, len, true /* mandatory */, &seq, err, sizeof err)) {
+    if (!mq_publish(w->mq, routing_key, props, body, len, true /* mandatory */, &seq, err,
+                    sizeof err)) {
         broker_lost(w, err);
         return false;
     }
@@ -199,7 +201,8 @@ static bool publish_for(struct worker *w, unsigned slot_index, const char *routi
 
 /* The job's correlation id: its correlation_id property, else its job_id,
  * else its message_id property. */
-static void pick_correlation(const struct mq_message *m, const struct job *job, struct mq_shortstr *out)
+static void pick_correlation(const struct mq_message *m, const struct job *job,
+                             struct mq_shortstr *out)
 {
     if (m->correlation_id.present)
         *out = m->correlation_id;
@@ -216,8 +219,8 @@ static void pick_correlation(const struct mq_message *m, const struct job *job, 
 /* A permanent failure: an error reply (to the job's reply queue) and the
  * original body, with the reason in headers, on the dead queue.  The job
  * is acked once the broker confirmed both, so it never loops. */
-static void publish_poison(struct worker *w, unsigned slot_index, const struct mq_message *m, enum job_status status,
-                           const char *detail)
+static void publish_poison(struct worker *w, unsigned slot_index, const struct mq_message *m,
+                           enum job_status status, const char *detail)
 {
     struct slot *slot = &w->slots[slot_index];
     const char *code = job_status_code(status);
@@ -279,7 +282,8 @@ static void on_delivery(struct worker *w, const struct mq_message *m)
         /* Cannot happen while the broker honours our prefetch; refuse
          * rather than overwrite a job in hand. */
         char err[256];
-        log_msg(LOG_ERROR, "delivery.over_prefetch", "more deliveries than the prefetch window; returning one");
+        log_msg(LOG_ERROR, "delivery.over_prefetch",
+                "more deliveries than the prefetch window; returning one");
         if (!mq_reject(w->mq, m->delivery_tag, true /* requeue */, err, sizeof err))
             broker_lost(w, err);
         return;
@@ -302,7 +306,8 @@ static void on_delivery(struct worker *w, const struct mq_message *m)
     }
     /* A reply into the jobs or dead queue would come back as a job or
      * pass for a dead one: refuse it, and answer on the default queue. */
-    if (strcmp(slot->reply_to.data, w->cfg->jobs_queue) == 0 || strcmp(slot->reply_to.data, w->cfg->dead_queue) == 0) {
+    if (strcmp(slot->reply_to.data, w->cfg->jobs_queue) == 0 ||
+        strcmp(slot->reply_to.data, w->cfg->dead_queue) == 0) {
         if (status == JOB_OK) {
             status = JOB_INVALID_JOB;
             snprintf(detail, sizeof detail, "reply_to must not name the jobs or dead-letter queue");
@@ -404,7 +409,8 @@ static void on_broker_events(struct worker *w)
             on_return(w, &ev);
             break;
         case MQ_EVENT_CANCELLED:
-            log_msg(LOG_WARN, "consumer.cancelled", "the broker cancelled our consumer (jobs queue deleted?)");
+            log_msg(LOG_WARN, "consumer.cancelled",
+                    "the broker cancelled our consumer (jobs queue deleted?)");
             break;
         }
     }
@@ -446,7 +452,8 @@ static void update_consuming(struct worker *w)
         if (!mq_cancel(w->mq, err, sizeof err))
             broker_lost(w, err);
         else
-            log_msg(LOG_INFO, "consumer.stopped", w->draining ? "shutting down" : "database unavailable");
+            log_msg(LOG_INFO, "consumer.stopped",
+                    w->draining ? "shutting down" : "database unavailable");
     }
 }
 
@@ -535,7 +542,8 @@ static void on_lookup_result(struct worker *w)
         prefs = slot->job.has_user_id ? db_result_prefs(w->db, slot->job.user_id) : NULL;
         buf_reset(&w->message);
         language = greet_message(&w->message, &slot->job, prefs, templates, n_templates);
-        if (language == NULL || !reply_encode_ok(&w->reply, slot->job.job_id, w->message.data, language)) {
+        if (language == NULL ||
+            !reply_encode_ok(&w->reply, slot->job.job_id, w->message.data, language)) {
             broker_lost(w, "out of memory encoding a reply");
             break;
         }
@@ -594,7 +602,8 @@ static void check_db_stall(struct worker *w, double now)
 
     if ((state == DB_CONNECTING || state == DB_BUSY) && db_busy_for(w->db, now) > limit) {
         db_disconnect(w->db);
-        db_failed(w, state == DB_CONNECTING ? "connect timed out" : "no answer from the database", now);
+        db_failed(w, state == DB_CONNECTING ? "connect timed out" : "no answer from the database",
+                  now);
     }
 }
 
@@ -667,7 +676,8 @@ static void teardown(struct worker *w)
     buf_free(&w->reply);
 }
 
-int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd, struct worker_stats *stats)
+int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd,
+               struct worker_stats *stats)
 {
     struct worker w;
     struct pollfd fds[3];

@@ -34,6 +34,7 @@ struct worker_stats {
 /* Runs until a shutdown request is finished.  stop is set by the signal
  * handler (1 = drain and exit); wake_fd is the read end of a self-pipe the
  * handler writes to, so poll(2) wakes at once.  Returns the exit status. */
-int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd, struct worker_stats *stats);
+int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd,
+               struct worker_stats *stats);
 
 #endif

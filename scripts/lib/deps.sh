@@ -4,7 +4,7 @@
 
 GREET_BUILD_PACKAGES="gcc make pkg-config librabbitmq-dev libjansson-dev libpq-dev"
 GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
-GREET_TEST_PACKAGES="check docker-compose"
+GREET_TEST_PACKAGES="check jq docker-compose"
 
 deps_missing() {
     local pkg missing=""

@@ -165,8 +165,12 @@ servers_load_samples() {
 servers_start() {
     SERVERS_DIR=$1
     mkdir -p "$SERVERS_DIR"
-    # PostgreSQL runs as its own user: it must be able to reach the dir.
     chmod 755 "$SERVERS_DIR"
+    # PostgreSQL runs as its own user: it must be able to reach the dir.
+    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$SERVERS_DIR"; then
+        echo "servers: user postgres cannot reach $SERVERS_DIR; make its parents world-searchable (chmod o+x)" >&2
+        return 1
+    fi
     : >"$SERVERS_DIR/ports"
     pg_start && rabbit_start
 }

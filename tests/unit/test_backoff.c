@@ -8,8 +8,8 @@ static const struct {
     unsigned attempt;
     double low, high;
 } bounds[] = {
-    {0.1, 30, 0, 0.05, 0.1}, {0.1, 30, 1, 0.1, 0.2},   {0.1, 30, 3, 0.4, 0.8},
-    {0.1, 30, 10, 15, 30},   {0.1, 30, 60, 15, 30},    {1, 1, 5, 0.5, 1},
+    {0.1, 30, 0, 0.05, 0.1}, {0.1, 30, 1, 0.1, 0.2}, {0.1, 30, 3, 0.4, 0.8},
+    {0.1, 30, 10, 15, 30},   {0.1, 30, 60, 15, 30},  {1, 1, 5, 0.5, 1},
 };
 
 START_TEST(test_bounds)
@@ -21,8 +21,8 @@ START_TEST(test_bounds)
         backoff_init(&b, bounds[_i].base, bounds[_i].cap, seed);
         for (unsigned n = 0; n <= bounds[_i].attempt; n++)
             delay = backoff_next(&b);
-        ck_assert_msg(delay >= bounds[_i].low && delay <= bounds[_i].high, "case %d seed %llu: %f", _i,
-                      (unsigned long long)seed, delay);
+        ck_assert_msg(delay >= bounds[_i].low && delay <= bounds[_i].high, "case %d seed %llu: %f",
+                      _i, (unsigned long long)seed, delay);
     }
 }
 END_TEST

@@ -35,20 +35,40 @@ static const struct config_case cases[] = {
     {{NULL}, {"w", "--help", NULL}, PROGRAM_WORKER, CONFIG_HELP, NULL},
     {{NULL}, {"w", "--version", NULL}, PROGRAM_WORKER, CONFIG_VERSION, NULL},
     /* Bad values name the variable. */
-    {{"GREET_PREFETCH=abc", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH (--prefetch)"},
-    {{"GREET_PREFETCH=0", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "from 1 to 65535, got '0'"},
+    {{"GREET_PREFETCH=abc", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_PREFETCH (--prefetch)"},
+    {{"GREET_PREFETCH=0", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "from 1 to 65535, got '0'"},
     {{"GREET_PREFETCH=70000", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH"},
     {{"GREET_PREFETCH=5x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_PREFETCH"},
-    {{"GREET_SHUTDOWN_TIMEOUT=-1", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_SHUTDOWN_TIMEOUT"},
+    {{"GREET_SHUTDOWN_TIMEOUT=-1", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_SHUTDOWN_TIMEOUT"},
     {{"GREET_HEARTBEAT=nan", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_HEARTBEAT"},
-    {{"AMQP_URL=http://x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "AMQP_URL (--amqp-url)"},
+    {{"AMQP_URL=http://x", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_URL (--amqp-url)"},
     {{"AMQP_URL=amqp://u:secret@h:notaport/", NULL},
      {"w", NULL},
      PROGRAM_WORKER,
      CONFIG_ERROR,
      "amqp://u:***@h"},
     {{"DATABASE_URL=host=x port", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "DATABASE_URL"},
-    {{"GREET_JOBS_QUEUE=greet.replies", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "different queues"},
+    {{"GREET_JOBS_QUEUE=greet.replies", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "different queues"},
     {{"GREET_DEAD_QUEUE=amq.x", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "reserved"},
     {{"GREET_LOG_LEVEL=loud", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "GREET_LOG_LEVEL"},
     /* Flags. */
@@ -60,7 +80,11 @@ static const struct config_case cases[] = {
     {{NULL}, {"w", "--count", "5", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unknown option"},
     {{NULL}, {"p", "--count", "5", "--wait", NULL}, PROGRAM_PRODUCER, CONFIG_OK, NULL},
     {{NULL}, {"p", "--user-id", "0", NULL}, PROGRAM_PRODUCER, CONFIG_ERROR, "--user-id"},
-    {{NULL}, {"r", "--dedupe=maybe", NULL}, PROGRAM_REPLIES, CONFIG_ERROR, "expected true or false"},
+    {{NULL},
+     {"r", "--dedupe=maybe", NULL},
+     PROGRAM_REPLIES,
+     CONFIG_ERROR,
+     "expected true or false"},
     /* The worker does not read DATABASE_URL for other programs. */
     {{"DATABASE_URL=host=x port", NULL}, {"r", NULL}, PROGRAM_REPLIES, CONFIG_OK, NULL},
 };
@@ -77,23 +101,26 @@ START_TEST(test_load)
         argc++;
     fake_environ = c->env;
     status = config_load(&cfg, c->program, argc, (char **)c->argv, fake_getenv, err, sizeof err);
-    ck_assert_msg(status == c->status, "case %d: status %d, want %d (%s)", _i, status, c->status, err);
+    ck_assert_msg(status == c->status, "case %d: status %d, want %d (%s)", _i, status, c->status,
+                  err);
     if (c->error_has)
-        ck_assert_msg(strstr(err, c->error_has) != NULL, "case %d: '%s' lacks '%s'", _i, err, c->error_has);
+        ck_assert_msg(strstr(err, c->error_has) != NULL, "case %d: '%s' lacks '%s'", _i, err,
+                      c->error_has);
     config_free(&cfg);
 }
 END_TEST
 
 START_TEST(test_values_and_precedence)
 {
-    static const char *const env[] = {"GREET_PREFETCH=50", "GREET_JOBS_QUEUE=q.jobs", "GREET_DB_TIMEOUT=0.5",
-                                      NULL};
+    static const char *const env[] = {"GREET_PREFETCH=50", "GREET_JOBS_QUEUE=q.jobs",
+                                      "GREET_DB_TIMEOUT=0.5", NULL};
     char *argv[] = {"w", "--prefetch", "7", NULL};
     struct config cfg;
     char err[256];
 
     fake_environ = env;
-    ck_assert_int_eq(config_load(&cfg, PROGRAM_WORKER, 3, argv, fake_getenv, err, sizeof err), CONFIG_OK);
+    ck_assert_int_eq(config_load(&cfg, PROGRAM_WORKER, 3, argv, fake_getenv, err, sizeof err),
+                     CONFIG_OK);
     ck_assert_int_eq(cfg.prefetch, 7);
     ck_assert_str_eq(cfg.jobs_queue, "q.jobs");
     ck_assert_str_eq(cfg.reply_queue, "greet.replies");
@@ -117,8 +144,10 @@ static const struct {
     {"amqp://user@h/", "amqp://user@h/"},
     {"amqp://h/", "amqp://h/"},
     {"postgresql:///greet", "postgresql:///greet"},
-    {"postgresql://app:s3cret@db:5432/greet?sslmode=require", "postgresql://app:***@db:5432/greet?sslmode=require"},
-    {"postgresql://db/greet?user=a&password=s3cret&x=1", "postgresql://db/greet?user=a&password=***&x=1"},
+    {"postgresql://app:s3cret@db:5432/greet?sslmode=require",
+     "postgresql://app:***@db:5432/greet?sslmode=require"},
+    {"postgresql://db/greet?user=a&password=s3cret&x=1",
+     "postgresql://db/greet?user=a&password=***&x=1"},
     {"host=db user=app password=s3cret dbname=greet", "host=db user=app password=*** dbname=greet"},
     {"host=db password = 'a b\\' c' dbname=g", "host=db password = *** dbname=g"},
     {"password=x", "password=***"},

@@ -10,7 +10,10 @@ static const struct greet_template templates[] = {
     {"fr", "casual", "Salut, {name} !"},
     {"fr", "formal", "Bonjour, {name}."},
     {"de", "formal", "Guten Tag, {name}."}, /* no German casual on purpose */
-    {"ja", "casual", "{name}\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf"},
+    {"ja", "casual",
+     "{name}"
+     "\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81"
+     "\xaf"},
     {"xx", "casual", "{name} {name} {name}"},
     {"yy", "casual", "no placeholder"},
     {"zz", "casual", "{nam} {name} {{name}} {name"},
@@ -42,8 +45,14 @@ static const struct greet_case cases[] = {
     /* 3. template: exact, then (language, casual), then (en, casual), then built in. */
     {true, {"Ada", "fr", "formal"}, NULL, templates, N_TEMPLATES, "Bonjour, Ada.", "fr"},
     {true, {"Ada", "en", "formal"}, NULL, templates, N_TEMPLATES, "Good day, Ada.", "en"},
-    {true, {"Ada", "ja", "formal"}, NULL, templates, N_TEMPLATES,
-     "Ada\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf", "ja"},
+    {true,
+     {"Ada", "ja", "formal"},
+     NULL,
+     templates,
+     N_TEMPLATES,
+     "Ada\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3"
+     "\x81\xaf",
+     "ja"},
     {true, {"Ada", "de", "casual"}, NULL, templates, N_TEMPLATES, "Hello, Ada!", "en"},
     {true, {"Ada", "pt", "formal"}, NULL, templates, N_TEMPLATES, "Hello, Ada!", "en"},
     {true, {"Ada", "pt", "formal"}, NULL, formal_only, 1, "Hello, Ada!", "en"},
@@ -55,9 +64,20 @@ static const struct greet_case cases[] = {
     {true, {"Al", "zz", "casual"}, NULL, templates, N_TEMPLATES, "{nam} Al {Al} {name", "zz"},
     {true, {"Al", "xx", "casual"}, "{name}", templates, N_TEMPLATES, "{name} {name} {name}", "xx"},
     {false, {0}, "{name}{name}", templates, N_TEMPLATES, "Hello, {name}{name}!", "en"},
-    {false, {0}, "Zo\xc3\xab \xf0\x9f\x98\x80", templates, N_TEMPLATES, "Hello, Zo\xc3\xab \xf0\x9f\x98\x80!", "en"},
-    {true, {"\xe5\xa4\xaa\xe9\x83\x8e", "ja", "casual"}, NULL, templates, N_TEMPLATES,
-     "\xe5\xa4\xaa\xe9\x83\x8e\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1"
+    {false,
+     {0},
+     "Zo\xc3\xab \xf0\x9f\x98\x80",
+     templates,
+     N_TEMPLATES,
+     "Hello, Zo\xc3\xab \xf0\x9f\x98\x80!",
+     "en"},
+    {true,
+     {"\xe5\xa4\xaa\xe9\x83\x8e", "ja", "casual"},
+     NULL,
+     templates,
+     N_TEMPLATES,
+     "\xe5\xa4\xaa\xe9\x83\x8e\xe3\x81\x95\xe3\x82\x93\xe3\x80\x81\xe3\x81\x93\xe3\x82\x93\xe3\x81"
+     "\xab\xe3\x81\xa1"
      "\xe3\x81\xaf",
      "ja"},
 };
@@ -76,7 +96,8 @@ START_TEST(test_rule)
     }
     language = greet_message(&out, &job, c->has_prefs ? &c->prefs : NULL, c->set, c->set_size);
     ck_assert_ptr_nonnull(language);
-    ck_assert_msg(strcmp(out.data, c->message) == 0, "case %d: '%s', want '%s'", _i, out.data, c->message);
+    ck_assert_msg(strcmp(out.data, c->message) == 0, "case %d: '%s', want '%s'", _i, out.data,
+                  c->message);
     ck_assert_str_eq(language, c->language);
     buf_free(&out);
 }

@@ -9,9 +9,9 @@
 struct job_case {
     const char *body;
     enum job_status status;
-    const char *job_id;    /* expected job_id ("" when none could be read) */
-    long long user_id;     /* 0: none */
-    const char *name;      /* NULL: none */
+    const char *job_id;     /* expected job_id ("" when none could be read) */
+    long long user_id;      /* 0: none */
+    const char *name;       /* NULL: none */
     const char *detail_has; /* for failures */
 };
 
@@ -19,15 +19,19 @@ static const struct job_case cases[] = {
     /* Good jobs. */
     {"{\"job_id\":\"j1\"}", JOB_OK, "j1", 0, NULL, NULL},
     {"{\"job_id\":\"j1\",\"user_id\":42}", JOB_OK, "j1", 42, NULL, NULL},
-    {"{\"job_id\":\"j1\",\"user_id\":9223372036854775807}", JOB_OK, "j1", 9223372036854775807LL, NULL, NULL},
+    {"{\"job_id\":\"j1\",\"user_id\":9223372036854775807}", JOB_OK, "j1", 9223372036854775807LL,
+     NULL, NULL},
     {"{\"job_id\":\"j1\",\"name\":\"Ada\"}", JOB_OK, "j1", 0, "Ada", NULL},
-    {"{\"job_id\":\"j1\",\"user_id\":1,\"name\":\"Zo\xc3\xab\"}", JOB_OK, "j1", 1, "Zo\xc3\xab", NULL},
-    {"{\"job_id\":\"j1\",\"name\":\"\\u00e9\\ud83d\\ude00\"}", JOB_OK, "j1", 0, "\xc3\xa9\xf0\x9f\x98\x80", NULL},
+    {"{\"job_id\":\"j1\",\"user_id\":1,\"name\":\"Zo\xc3\xab\"}", JOB_OK, "j1", 1, "Zo\xc3\xab",
+     NULL},
+    {"{\"job_id\":\"j1\",\"name\":\"\\u00e9\\ud83d\\ude00\"}", JOB_OK, "j1", 0,
+     "\xc3\xa9\xf0\x9f\x98\x80", NULL},
     {" {\"name\":\"x\", \"job_id\":\"j1\"} \n", JOB_OK, "j1", 0, "x", NULL},
     {"{\"job_id\":\"j1\",\"extra\":[1,{\"a\":null}],\"priority\":3}", JOB_OK, "j1", 0, NULL, NULL},
     {"{\"job_id\":\"j1\",\"user_id\":null,\"name\":null}", JOB_OK, "j1", 0, NULL, NULL},
     {"{\"job_id\":\"{name}\",\"name\":\"{name}\"}", JOB_OK, "{name}", 0, "{name}", NULL},
-    {"{\"job_id\":\"with space and \\\"quotes\\\"\"}", JOB_OK, "with space and \"quotes\"", 0, NULL, NULL},
+    {"{\"job_id\":\"with space and \\\"quotes\\\"\"}", JOB_OK, "with space and \"quotes\"", 0, NULL,
+     NULL},
 
     /* Not JSON. */
     {"", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
@@ -52,25 +56,32 @@ static const struct job_case cases[] = {
     {"{\"job_id\":7}", JOB_INVALID_JOB, "", 0, NULL, "job_id must be a string"},
     {"{\"job_id\":\"\"}", JOB_INVALID_JOB, "", 0, NULL, "1 to 128 characters, got 0"},
     {"{\"job_id\":\"a\\tb\"}", JOB_INVALID_JOB, "", 0, NULL, "job_id contains a control character"},
-    {"{\"job_id\":\"a\\u0000b\"}", JOB_INVALID_JOB, "", 0, NULL, "job_id contains a control character"},
+    {"{\"job_id\":\"a\\u0000b\"}", JOB_INVALID_JOB, "", 0, NULL,
+     "job_id contains a control character"},
     {"{\"job_id\":\"a\\u007f\"}", JOB_INVALID_JOB, "", 0, NULL, "control character"},
     {"{\"job_id\":\"a\\u0085\"}", JOB_INVALID_JOB, "", 0, NULL, "control character"},
 
     /* user_id: the job_id is still reported. */
-    {"{\"job_id\":\"j1\",\"user_id\":0}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":0}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
     {"{\"job_id\":\"j1\",\"user_id\":-5}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":1.5}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":1.0}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":\"42\"}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":true}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
-    {"{\"job_id\":\"j1\",\"user_id\":99999999999999999999}", JOB_INVALID_JOB, "", 0, NULL, "out of range"},
+    {"{\"job_id\":\"j1\",\"user_id\":99999999999999999999}", JOB_INVALID_JOB, "", 0, NULL,
+     "out of range"},
 
     /* name. */
-    {"{\"job_id\":\"j1\",\"name\":\"\"}", JOB_INVALID_JOB, "j1", 0, NULL, "name must be 1 to 200 characters, got 0"},
+    {"{\"job_id\":\"j1\",\"name\":\"\"}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "name must be 1 to 200 characters, got 0"},
     {"{\"job_id\":\"j1\",\"name\":5}", JOB_INVALID_JOB, "j1", 0, NULL, "name must be a string"},
-    {"{\"job_id\":\"j1\",\"name\":[\"a\"]}", JOB_INVALID_JOB, "j1", 0, NULL, "name must be a string"},
-    {"{\"job_id\":\"j1\",\"name\":\"a\\nb\"}", JOB_INVALID_JOB, "j1", 0, NULL, "name contains a control character"},
-    {"{\"job_id\":\"j1\",\"name\":\"\\u001b[31m\"}", JOB_INVALID_JOB, "j1", 0, NULL, "control character"},
+    {"{\"job_id\":\"j1\",\"name\":[\"a\"]}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "name must be a string"},
+    {"{\"job_id\":\"j1\",\"name\":\"a\\nb\"}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "name contains a control character"},
+    {"{\"job_id\":\"j1\",\"name\":\"\\u001b[31m\"}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "control character"},
 };
 
 static void check_case(const struct job_case *c, const char *body, size_t len, int index)
@@ -79,10 +90,10 @@ static void check_case(const struct job_case *c, const char *body, size_t len, i
     char detail[256];
     enum job_status status = job_decode(body, len, &job, detail, sizeof detail);
 
-    ck_assert_msg(status == c->status, "case %d (%s): status %d, want %d (%s)", index, body, status, c->status,
-                  detail);
-    ck_assert_msg(strcmp(job.job_id, c->job_id) == 0, "case %d: job_id '%s', want '%s'", index, job.job_id,
-                  c->job_id);
+    ck_assert_msg(status == c->status, "case %d (%s): status %d, want %d (%s)", index, body, status,
+                  c->status, detail);
+    ck_assert_msg(strcmp(job.job_id, c->job_id) == 0, "case %d: job_id '%s', want '%s'", index,
+                  job.job_id, c->job_id);
     if (status == JOB_OK) {
         ck_assert_int_eq(job.has_user_id, c->user_id != 0);
         ck_assert_int_eq(job.user_id, c->user_id);
@@ -90,8 +101,8 @@ static void check_case(const struct job_case *c, const char *body, size_t len, i
         if (c->name)
             ck_assert_str_eq(job.name, c->name);
     } else {
-        ck_assert_msg(strstr(detail, c->detail_has) != NULL, "case %d: detail '%s' lacks '%s'", index, detail,
-                      c->detail_has);
+        ck_assert_msg(strstr(detail, c->detail_has) != NULL, "case %d: detail '%s' lacks '%s'",
+                      index, detail, c->detail_has);
     }
 }
 
@@ -148,8 +159,8 @@ START_TEST(test_lengths)
     char detail[256];
     enum job_status status = job_decode(body, strlen(body), &job, detail, sizeof detail);
 
-    ck_assert_msg(status == lengths[_i].status, "case %d: %s x%zu: status %d (%s)", _i, lengths[_i].field,
-                  lengths[_i].count, status, detail);
+    ck_assert_msg(status == lengths[_i].status, "case %d: %s x%zu: status %d (%s)", _i,
+                  lengths[_i].field, lengths[_i].count, status, detail);
     if (status != JOB_OK)
         ck_assert(strstr(detail, "characters, got") != NULL);
     free(body);
@@ -218,7 +229,7 @@ static const struct {
     {"abc", 2, "is too long"},
     {"\xc3\xa9\xc3\xa9", 2, NULL},
     {"\xff", 128, "is not valid UTF-8"},
-    {"\xc0\xaf", 128, "is not valid UTF-8"},     /* overlong '/' */
+    {"\xc0\xaf", 128, "is not valid UTF-8"},         /* overlong '/' */
     {"\xf4\x90\x80\x80", 128, "is not valid UTF-8"}, /* past U+10FFFF */
     {"a\rb", 128, "contains a control character"},
     {"\xc2\x9f", 128, "contains a control character"},

@@ -7,14 +7,14 @@
 static const struct {
     const char *line;
     bool ok;
-    const char *body;   /* when ok */
-    const char *job_id; /* when ok */
+    const char *body;    /* when ok */
+    const char *job_id;  /* when ok */
     const char *err_has; /* when not */
 } lines[] = {
     {"{\"job_id\":\"a\",\"user_id\":3}", true, "{\"job_id\":\"a\",\"user_id\":3}", "a", NULL},
     {"{\"user_id\":3}", true, "{\"user_id\":3,\"job_id\":\"gen-1\"}", "gen-1", NULL},
-    {"{\"name\":\"Zo\xc3\xab\",\"note\":1}", true, "{\"name\":\"Zo\xc3\xab\",\"note\":1,\"job_id\":\"gen-1\"}", "gen-1",
-     NULL},
+    {"{\"name\":\"Zo\xc3\xab\",\"note\":1}", true,
+     "{\"name\":\"Zo\xc3\xab\",\"note\":1,\"job_id\":\"gen-1\"}", "gen-1", NULL},
     {"  {\"job_id\" : \"b\"}  ", true, "{\"job_id\":\"b\"}", "b", NULL},
     {"{\"job_id\":\"a\",\"user_id\":0}", false, NULL, NULL, "user_id must be an integer >= 1"},
     {"{\"job_id\":\"\"}", false, NULL, NULL, "1 to 128 characters"},
@@ -28,8 +28,8 @@ START_TEST(test_lines)
 {
     struct buf out = {0};
     char job_id[600], err[256] = "";
-    bool ok = jobsource_from_line(lines[_i].line, strlen(lines[_i].line), "gen-1", &out, job_id, sizeof job_id,
-                                  err, sizeof err);
+    bool ok = jobsource_from_line(lines[_i].line, strlen(lines[_i].line), "gen-1", &out, job_id,
+                                  sizeof job_id, err, sizeof err);
 
     ck_assert_msg(ok == lines[_i].ok, "case %d: %s", _i, err);
     if (ok) {
@@ -61,7 +61,8 @@ START_TEST(test_fields)
 {
     struct buf out = {0};
     char err[256];
-    bool ok = jobsource_from_fields(fields[_i].job_id, fields[_i].user_id, fields[_i].name, &out, err, sizeof err);
+    bool ok = jobsource_from_fields(fields[_i].job_id, fields[_i].user_id, fields[_i].name, &out,
+                                    err, sizeof err);
 
     ck_assert_msg(ok == fields[_i].ok, "case %d: %s", _i, err);
     if (ok)

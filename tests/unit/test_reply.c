@@ -8,10 +8,14 @@ static const struct {
     const char *job_id, *message, *language;
     const char *expected;
 } oks[] = {
-    {"j1", "Hello, Ada!", "en", "{\"job_id\":\"j1\",\"status\":\"ok\",\"message\":\"Hello, Ada!\",\"language\":\"en\"}"},
-    {"q\"t", "a\\b", "fr", "{\"job_id\":\"q\\\"t\",\"status\":\"ok\",\"message\":\"a\\\\b\",\"language\":\"fr\"}"},
-    {"u", "Zo\xc3\xab", "ja", "{\"job_id\":\"u\",\"status\":\"ok\",\"message\":\"Zo\xc3\xab\",\"language\":\"ja\"}"},
-    {"s", "a/b", "en", "{\"job_id\":\"s\",\"status\":\"ok\",\"message\":\"a/b\",\"language\":\"en\"}"},
+    {"j1", "Hello, Ada!", "en",
+     "{\"job_id\":\"j1\",\"status\":\"ok\",\"message\":\"Hello, Ada!\",\"language\":\"en\"}"},
+    {"q\"t", "a\\b", "fr",
+     "{\"job_id\":\"q\\\"t\",\"status\":\"ok\",\"message\":\"a\\\\b\",\"language\":\"fr\"}"},
+    {"u", "Zo\xc3\xab", "ja",
+     "{\"job_id\":\"u\",\"status\":\"ok\",\"message\":\"Zo\xc3\xab\",\"language\":\"ja\"}"},
+    {"s", "a/b", "en",
+     "{\"job_id\":\"s\",\"status\":\"ok\",\"message\":\"a/b\",\"language\":\"en\"}"},
 };
 
 START_TEST(test_ok)
@@ -30,9 +34,11 @@ static const struct {
     const char *expected;
 } errors[] = {
     {"j1", "invalid_job", "user_id must be an integer >= 1",
-     "{\"job_id\":\"j1\",\"status\":\"error\",\"error\":\"invalid_job\",\"detail\":\"user_id must be an integer >= 1\"}"},
+     "{\"job_id\":\"j1\",\"status\":\"error\",\"error\":\"invalid_job\",\"detail\":\"user_id must "
+     "be an integer >= 1\"}"},
     {NULL, "invalid_json", "body is not valid JSON",
-     "{\"job_id\":null,\"status\":\"error\",\"error\":\"invalid_json\",\"detail\":\"body is not valid JSON\"}"},
+     "{\"job_id\":null,\"status\":\"error\",\"error\":\"invalid_json\",\"detail\":\"body is not "
+     "valid JSON\"}"},
     {"", "too_large", "big",
      "{\"job_id\":null,\"status\":\"error\",\"error\":\"too_large\",\"detail\":\"big\"}"},
 };

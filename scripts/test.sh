@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests (Check) and the integration suite
+# against real RabbitMQ and PostgreSQL servers, both on the sanitizer
+# build (ASan + UBSan).  Installs missing Debian packages when run as root.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+. scripts/lib/deps.sh
+deps_ensure $GREET_BUILD_PACKAGES $GREET_SERVER_PACKAGES $GREET_TEST_PACKAGES || exit 1
+
+echo "== build (sanitizers)"
+make -s SANITIZE=1 all tools build/asan/tests/unit-tests || exit 1
+echo "== build (release, warnings as errors in CI)"
+make -s all || exit 1
+
+passed=0
+failed=0
+count() { # count PASSED FAILED
+    passed=$((passed + $1))
+    failed=$((failed + $2))
+}
+
+echo "== unit tests"
+unit_out=$(build/asan/tests/unit-tests 2>&1)
+unit_status=$?
+echo "$unit_out"
+if [[ "$unit_out" =~ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
+    count $((BASH_REMATCH[1] - BASH_REMATCH[2] - BASH_REMATCH[3])) $((BASH_REMATCH[2] + BASH_REMATCH[3]))
+else
+    count 0 1
+fi
+[ $unit_status = 0 ] || [ $failed -gt 0 ] || count 0 1
+
+run_suite() { # run_suite NAME SCRIPT
+    local out status
+    echo "== $1"
+    out=$(mktemp)
+    GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests "$2" 2>&1 | tee "$out"
+    status=${PIPESTATUS[0]}
+    if [[ "$(tail -n 1 "$out")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        [ "$status" = 0 ] || [ "${BASH_REMATCH[2]}" -gt 0 ] || count 0 1
+    else
+        count 0 1
+    fi
+    rm -f "$out"
+}
+
+run_suite "integration tests (real RabbitMQ and PostgreSQL)" tests/integration/run.sh
+
+echo "== format check"
+if command -v clang-format >/dev/null 2>&1; then
+    if make -s format-check >/dev/null 2>&1; then count 1 0; else echo "not ok - sources are not clang-formatted (make format)"; count 0 1; fi
+fi
+
+echo
+echo "total: $passed passed, $failed failed"
+[ "$failed" = 0 ]

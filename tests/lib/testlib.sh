@@ -1,0 +1,71 @@
+# testlib.sh - a small test vocabulary for the shell-driven suites.
+# Sourced.  Each check prints "ok - NAME" or "not ok - NAME" with what was
+# expected; tests_summary prints the counted line "N passed, M failed".
+
+TESTS_PASSED=0
+TESTS_FAILED=0
+TESTS_FAILED_NAMES=()
+
+_record() {
+    local status=$1 name=$2
+    if [ "$status" = 0 ]; then
+        TESTS_PASSED=$((TESTS_PASSED + 1))
+        echo "ok - $name"
+    else
+        TESTS_FAILED=$((TESTS_FAILED + 1))
+        TESTS_FAILED_NAMES+=("$name")
+        echo "not ok - $name"
+    fi
+}
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+    local name=$1
+    shift
+    "$@"
+    _record $? "$name"
+}
+
+# check_eq NAME ACTUAL EXPECTED
+check_eq() {
+    if [ "$2" == "$3" ]; then
+        _record 0 "$1"
+    else
+        _record 1 "$1"
+        printf '    expected: %s\n    actual:   %s\n' "$3" "$2"
+    fi
+}
+
+# check_match NAME ACTUAL EXTENDED-REGEX
+check_match() {
+    if [[ "$2" =~ $3 ]]; then
+        _record 0 "$1"
+    else
+        _record 1 "$1"
+        printf '    expected to match: %s\n    actual: %s\n' "$3" "$2"
+    fi
+}
+
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+    local limit=$1 waited=0
+    shift
+    until "$@"; do
+        sleep 0.1
+        waited=$((waited + 1))
+        [ $waited -ge $((limit * 10)) ] && return 1
+    done
+    return 0
+}
+
+tests_summary() {
+    local name
+    if [ "$TESTS_FAILED" -gt 0 ]; then
+        echo "failed:"
+        for name in "${TESTS_FAILED_NAMES[@]}"; do
+            echo "  - $name"
+        done
+    fi
+    echo "$TESTS_PASSED passed, $TESTS_FAILED failed"
+    [ "$TESTS_FAILED" = 0 ]
+}
