@@ -167,6 +167,25 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
     return JOB_OK;
 }
 
+/* An oversized job is still answered with its job_id when one can be read;
+ * past JOB_ID_SCAN_MAX the body is not parsed at all, so a huge message
+ * costs no more than its copy. */
+#define JOB_ID_SCAN_MAX (16 * JOB_BODY_MAX)
+
+static void read_job_id_of_large(const char *body, size_t len, struct job *job)
+{
+    char ignored[256];
+    json_t *root;
+
+    if (len > JOB_ID_SCAN_MAX)
+        return;
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (json_is_object(root) && json_object_get(root, "job_id") != NULL)
+        check_string_field(json_object_get(root, "job_id"), "job_id", JOB_ID_MAX_CHARS, job->job_id,
+                           sizeof job->job_id, ignored, sizeof ignored);
+    json_decref(root);
+}
+
 enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail,
                            size_t detail_len)
 {
@@ -180,6 +199,7 @@ enum job_status job_decode(const char *body, size_t len, struct job *job, char *
     if (len > JOB_BODY_MAX) {
         snprintf(detail, detail_len, "body is %zu bytes; a job is at most %d bytes", len,
                  JOB_BODY_MAX);
+        read_job_id_of_large(body, len, job);
         return JOB_TOO_LARGE;
     }
 

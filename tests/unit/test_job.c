@@ -186,8 +186,12 @@ START_TEST(test_body_size_limit)
 
     memmove(body + head_len + 1, body + head_len, limit - head_len);
     ck_assert_int_eq(job_decode(body, limit + 1, &job, detail, sizeof detail), JOB_TOO_LARGE);
-    ck_assert_str_eq(job.job_id, "");
     ck_assert(strstr(detail, "65537 bytes") != NULL);
+    /* Too large, but its job_id is still read for the error reply. */
+    ck_assert_str_eq(job.job_id, "big");
+    body[0] = '[';
+    ck_assert_int_eq(job_decode(body, limit + 1, &job, detail, sizeof detail), JOB_TOO_LARGE);
+    ck_assert_str_eq(job.job_id, "");
     free(body);
 }
 END_TEST
