@@ -16,10 +16,18 @@ WARNINGS += -Werror
 endif
 
 # The sanitizer build lives beside the normal one so both can exist at
-# once; the test suite runs it (`make test` uses SANITIZE=1).
-ifeq ($(SANITIZE),1)
+# once; the test suite runs it (`make test` uses SANITIZE=1).  The fault
+# suite's build adds the fault-injection hooks (GREET_FAULT_* variables),
+# which no other build contains.
+SANITIZERS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(FAULT_INJECTION),1)
+BUILD     = build/faults
+SAN_FLAGS = $(SANITIZERS) -DGREET_FAULT_INJECTION
+CFLAGS    = -O1 -g
+BIN       = build/faults/bin
+else ifeq ($(SANITIZE),1)
 BUILD     = build/asan
-SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_FLAGS = $(SANITIZERS)
 CFLAGS    = -O1 -g
 BIN       = build/asan/bin
 else
@@ -52,9 +60,9 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
 UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
-TOOLS    = $(BUILD)/tests/mqtool
+TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck
 
-.PHONY: all tools test test-unit test-integration run demo clean install format format-check help sanitize
+.PHONY: all tools test test-faults test-unit test-integration run demo clean install format format-check help sanitize
 
 all: $(PROGRAMS)
 
@@ -66,6 +74,10 @@ $(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/historycheck: $(call obj,tests/tools/historycheck.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -91,6 +103,10 @@ test:
 test-unit:
 	$(MAKE) SANITIZE=1 build/asan/tests/unit-tests
 	build/asan/tests/unit-tests
+
+test-faults:
+	$(MAKE) FAULT_INJECTION=1 all tools
+	tests/faults/run.sh
 
 test-integration:
 	$(MAKE) SANITIZE=1 all tools
@@ -119,6 +135,7 @@ help:
 	@echo "make run          start local servers, workers, send sample jobs, show replies"
 	@echo "make test         the whole test suite (unit + integration, sanitizer build)"
 	@echo "make test-unit    unit tests only"
+	@echo "make test-faults  the fault suite (kills, restarts, freezes real servers)"
 	@echo "make sanitize     the ASan/UBSan build into build/asan/"
 	@echo "make install      install into PREFIX (default /usr/local), honours DESTDIR"
 	@echo "make format       format the sources with .clang-format"

@@ -66,6 +66,8 @@ static const struct option options[] = {
      "name of the one job to send"},
     {"job-id", NULL, OPT_STRING, NULL, 0, 0, AT(job_id), PROGRAM_PRODUCER,
      "job_id of the one job to send (default: generated)"},
+    {"id-prefix", NULL, OPT_STRING, NULL, 0, 0, AT(id_prefix), PROGRAM_PRODUCER,
+     "generated job_ids are PREFIX-1, PREFIX-2, ... (default: a random prefix)"},
     {"reply-to", NULL, OPT_STRING, NULL, 0, 0, AT(reply_to), PROGRAM_PRODUCER,
      "reply_to property of every job sent"},
     {"correlation-id", NULL, OPT_STRING, NULL, 0, 0, AT(correlation_id), PROGRAM_PRODUCER,

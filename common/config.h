@@ -45,6 +45,7 @@ struct config {
     char *reply_to;
     char *correlation_id;
     char *file;
+    char *id_prefix;
     long long count;
     long long users;
     double rate;

@@ -1,6 +1,7 @@
 /* producer.c - the producer's publish/confirm/reply loop; see producer.h. */
 #include "producer.h"
 
+#include "backoff.h"
 #include "buf.h"
 #include "clock.h"
 #include "jobsource.h"
@@ -55,10 +56,19 @@ struct producer {
     struct pending *pending;
     size_t pending_head, pending_count;
 
-    size_t next, confirmed, failed;
-    size_t listed_failures;
-    /* --wait: message_id -> publish time, removed when answered. */
+    size_t next;      /* the next job never sent yet */
+    size_t confirmed; /* jobs confirmed at least once */
+    unsigned char *confirmed_bits;
+    size_t failed, listed_failures;
+    /* Jobs to send again (after a lost connection), before new ones. */
+    size_t *resend;
+    size_t n_resend, resend_cap;
+    struct backoff backoff;
+    double retry_at;
+    unsigned reconnects;
+    /* --wait: message_id -> job index, removed when answered. */
     json_t *awaiting;
+    double *sent_at; /* per job: when it was (last) published */
     size_t replies_ok, replies_error;
     double *latencies;
     size_t n_latencies;
@@ -265,18 +275,46 @@ static double percentile(const double *sorted, size_t n, double q)
 
 /* ---- The loop -------------------------------------------------------- */
 
+static bool is_confirmed(const struct producer *p, size_t job)
+{
+    return p->confirmed_bits[job / 8] & (1u << (job % 8));
+}
+
+static void mark_confirmed(struct producer *p, size_t job)
+{
+    if (!is_confirmed(p, job)) {
+        p->confirmed_bits[job / 8] |= (unsigned char)(1u << (job % 8));
+        p->confirmed++;
+    }
+}
+
+static bool schedule_resend(struct producer *p, size_t job)
+{
+    if (p->n_resend == p->resend_cap) {
+        size_t cap = p->resend_cap ? 2 * p->resend_cap : 1024;
+        size_t *grown = realloc(p->resend, cap * sizeof *grown);
+        if (grown == NULL)
+            return false;
+        p->resend = grown;
+        p->resend_cap = cap;
+    }
+    p->resend[p->n_resend++] = job;
+    return true;
+}
+
 static void on_reply(struct producer *p, const struct mq_message *m, double now)
 {
     json_t *body = json_loadb(m->body, m->body_len, 0, NULL);
     const char *key = m->message_id.present ? m->message_id.data : NULL;
     const char *status;
-    json_t *sent_at;
+    json_t *job;
 
     if (key == NULL && json_is_object(body))
         key = json_string_value(json_object_get(body, "job_id"));
-    sent_at = key ? json_object_get(p->awaiting, key) : NULL;
-    /* Not ours, or a redelivered duplicate of one already printed. */
-    if (sent_at == NULL) {
+    job = key ? json_object_get(p->awaiting, key) : NULL;
+    /* Not ours, or a duplicate of one already printed (a redelivery, or a
+     * job sent again after a lost connection). */
+    if (job == NULL) {
         json_decref(body);
         return;
     }
@@ -285,33 +323,32 @@ static void on_reply(struct producer *p, const struct mq_message *m, double now)
         p->replies_ok++;
     else
         p->replies_error++;
-    p->latencies[p->n_latencies++] = now - json_real_value(sent_at);
+    p->latencies[p->n_latencies++] = now - p->sent_at[json_integer_value(job)];
     fwrite(m->body, 1, m->body_len, stdout);
     fputc('\n', stdout);
     json_object_del(p->awaiting, key);
     json_decref(body);
 }
 
-static bool on_confirm(struct producer *p, const struct mq_event *ev)
+static void on_confirm(struct producer *p, const struct mq_event *ev)
 {
     while (p->pending_count > 0) {
         struct pending *head = &p->pending[p->pending_head];
         if (head->seq > ev->seq)
             break;
         if (!ev->multiple && head->seq != ev->seq)
-            break; /* out of order single confirm: broker confirms in order per queue */
+            break; /* the broker confirms one channel's publishes in order */
         if (ev->nacked) {
             const char *body, *id;
             size_t len;
             job_at(p, head->job, &body, &len, &id);
             note_failure(p, id, "the broker refused it (basic.nack)");
         } else {
-            p->confirmed++;
+            mark_confirmed(p, head->job);
         }
         p->pending_head = (p->pending_head + 1) % CONFIRM_WINDOW;
         p->pending_count--;
     }
-    return true;
 }
 
 static bool handle_events(struct producer *p, double now, char *err, size_t errlen)
@@ -326,10 +363,11 @@ static bool handle_events(struct producer *p, double now, char *err, size_t errl
             on_confirm(p, &ev);
             break;
         case MQ_EVENT_RETURN:
-            /* The confirm for it follows and counts it; undo that here. */
-            note_failure(p, ev.message.message_id.data, "unroutable (jobs queue missing)");
-            p->confirmed--;
-            break;
+            /* Unroutable: the jobs queue is gone.  Its confirm follows;
+             * the job must not count as delivered. */
+            snprintf(err, errlen, "a job was unroutable (jobs queue %s deleted?)",
+                     p->cfg->jobs_queue);
+            return false;
         case MQ_EVENT_DELIVERY:
             on_reply(p, &ev.message, now);
             last_reply = ev.message.delivery_tag;
@@ -347,7 +385,7 @@ static bool handle_events(struct producer *p, double now, char *err, size_t errl
     return true;
 }
 
-static bool publish_next(struct producer *p, char *err, size_t errlen)
+static bool publish_job(struct producer *p, size_t job, char *err, size_t errlen)
 {
     const char *body, *message_id;
     size_t len;
@@ -355,7 +393,7 @@ static bool publish_next(struct producer *p, char *err, size_t errlen)
     struct mq_publish_props props = {0};
     struct pending *slot;
 
-    job_at(p, p->next, &body, &len, &message_id);
+    job_at(p, job, &body, &len, &message_id);
     props.content_type = "application/json";
     props.message_id = message_id;
     props.message_id_len = strlen(message_id);
@@ -367,13 +405,17 @@ static bool publish_next(struct producer *p, char *err, size_t errlen)
     if (!mq_publish(p->mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq, err,
                     errlen))
         return false;
-    if (p->awaiting && json_object_set_new(p->awaiting, message_id, json_real(clock_now())) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return false;
+    if (p->awaiting) {
+        p->sent_at[job] = clock_now();
+        if (json_object_get(p->awaiting, message_id) == NULL &&
+            json_object_set_new(p->awaiting, message_id, json_integer((json_int_t)job)) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
     }
     slot = &p->pending[(p->pending_head + p->pending_count) % CONFIRM_WINDOW];
     slot->seq = seq;
-    slot->job = p->next++;
+    slot->job = job;
     p->pending_count++;
     return true;
 }
@@ -388,17 +430,69 @@ static bool connect_broker(struct producer *p, char *err, size_t errlen)
 
     p->mq = mq_connect(&settings, err, errlen);
     if (p->mq == NULL || !mq_declare_topology(p->mq, &topology, err, errlen))
-        return false;
+        goto fail;
     if (cfg->wait) {
         if (!mq_declare_private_queue(p->mq, p->reply_queue, sizeof p->reply_queue, err, errlen) ||
             !mq_qos(p->mq, 1000, err, errlen) || !mq_consume(p->mq, p->reply_queue, err, errlen))
-            return false;
+            goto fail;
     }
-    return mq_confirm_select(p->mq, err, errlen);
+    if (mq_confirm_select(p->mq, err, errlen))
+        return true;
+fail:
+    mq_abandon(p->mq);
+    p->mq = NULL;
+    return false;
 }
 
-/* Publishes everything, waits for confirms and, with --wait, replies.
- * false on a broker failure (err says why). */
+/* The connection is gone: whatever it had not confirmed is sent again on
+ * the next one.  With --wait the private reply queue went with it, so
+ * every job still without a reply is sent again too (jobs are
+ * idempotent; a late duplicate reply is ignored). */
+static bool broker_lost(struct producer *p, const char *why, double now)
+{
+    double delay = backoff_next(&p->backoff);
+
+    fprintf(stderr, "%sgreet-producer: broker connection lost: %s; reconnecting in %.1f s\n",
+            p->show_progress ? "\n" : "", why, delay);
+    mq_abandon(p->mq);
+    p->mq = NULL;
+    p->retry_at = now + delay;
+    p->n_resend = 0;
+    if (p->awaiting) {
+        const char *key;
+        json_t *job;
+        json_object_foreach(p->awaiting, key, job)
+        {
+            if (!schedule_resend(p, (size_t)json_integer_value(job)))
+                return false;
+        }
+    } else {
+        for (size_t i = 0; i < p->pending_count; i++)
+            if (!schedule_resend(p, p->pending[(p->pending_head + i) % CONFIRM_WINDOW].job))
+                return false;
+    }
+    p->pending_head = p->pending_count = 0;
+    return true;
+}
+
+static bool reconnect(struct producer *p, double now)
+{
+    char err[512];
+
+    if (!connect_broker(p, err, sizeof err)) {
+        double delay = backoff_next(&p->backoff);
+        fprintf(stderr, "greet-producer: reconnect failed: %s; next try in %.1f s\n", err, delay);
+        p->retry_at = now + delay;
+        return false;
+    }
+    backoff_reset(&p->backoff);
+    p->reconnects++;
+    fprintf(stderr, "greet-producer: reconnected; sending %zu job(s) again\n", p->n_resend);
+    return true;
+}
+
+/* Publishes everything, waits for confirms and, with --wait, replies,
+ * riding out broker restarts.  false when interrupted or out of time. */
 static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double deadline, char *err,
                      size_t errlen)
 {
@@ -406,49 +500,72 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
 
     for (;;) {
         double now = clock_now();
-        bool publishing = p->next < p->total;
+        bool more = p->next < p->total || p->n_resend > 0;
         bool waiting_replies = p->awaiting && json_object_size(p->awaiting) > 0;
         int timeout_ms = 200;
         struct pollfd pfd;
+        int ready;
 
         if (*stop) {
             snprintf(err, errlen, "interrupted");
             return false;
         }
-        if (!publishing && p->pending_count == 0 && !waiting_replies)
+        if (!more && p->pending_count == 0 && !waiting_replies)
             return true;
         if (deadline > 0 && now >= deadline) {
             snprintf(err, errlen, "timed out after %.1f s",
                      p->cfg->timeout > 0 ? p->cfg->timeout : WAIT_DEFAULT_TIMEOUT);
             return false;
         }
+        if (p->mq == NULL) {
+            if (now < p->retry_at || !reconnect(p, now)) {
+                poll(NULL, 0, clock_ms_until(p->retry_at, 200));
+                continue;
+            }
+        }
+        while (p->n_resend > 0 && p->pending_count < CONFIRM_WINDOW) {
+            if (!publish_job(p, p->resend[--p->n_resend], err, errlen))
+                goto lost;
+        }
         while (p->next < p->total && p->pending_count < CONFIRM_WINDOW &&
                (rate <= 0 || now >= p->started + (double)p->next / rate)) {
-            if (!publish_next(p, err, errlen))
-                return false;
+            if (!publish_job(p, p->next, err, errlen))
+                goto lost;
+            p->next++;
             /* Let confirms and replies in every so often. */
             if ((p->next & 255) == 0)
                 break;
         }
-        if (rate > 0 && p->next < p->total) {
-            double next_at = p->started + (double)p->next / rate;
-            timeout_ms = clock_ms_until(next_at, 200);
-        } else if (p->next < p->total && p->pending_count < CONFIRM_WINDOW) {
+        if (rate > 0 && p->next < p->total)
+            timeout_ms = clock_ms_until(p->started + (double)p->next / rate, 200);
+        else if (p->next < p->total && p->pending_count < CONFIRM_WINDOW)
             timeout_ms = 0;
-        }
         if (mq_has_buffered(p->mq))
             timeout_ms = 0;
         pfd.fd = mq_fd(p->mq);
         pfd.events = POLLIN;
         pfd.revents = 0;
-        if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
+        ready = poll(&pfd, 1, timeout_ms);
+        if (ready < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll: %s", strerror(errno));
             return false;
         }
         now = clock_now();
+        if (ready > 0)
+            mq_saw_input(p->mq, now);
         if (!handle_events(p, now, err, errlen))
-            return false;
+            goto lost;
+        if (!mq_heartbeat_ok(p->mq, now)) {
+            snprintf(err, errlen, "missed broker heartbeats");
+            goto lost;
+        }
         show_progress(p, now, false);
+        continue;
+    lost:
+        if (!broker_lost(p, err, clock_now())) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
     }
 }
 
@@ -458,6 +575,8 @@ static void print_summary(struct producer *p, double now)
 
     fprintf(stderr, "greet-producer: %zu jobs confirmed in %.3f s (%.0f jobs/s)", p->confirmed,
             elapsed, elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
+    if (p->reconnects > 0)
+        fprintf(stderr, "; %u reconnect(s)", p->reconnects);
     if (p->awaiting) {
         fprintf(stderr, "; replies: %zu ok, %zu error, %zu missing", p->replies_ok,
                 p->replies_error, json_object_size(p->awaiting));
@@ -490,6 +609,25 @@ static void list_missing(struct producer *p)
     }
 }
 
+/* Names the jobs the broker never confirmed: they may or may not be
+ * queued, and can be sent again (jobs are idempotent). */
+static void list_unconfirmed(struct producer *p)
+{
+    size_t listed = 0;
+
+    for (size_t job = 0; job < p->total && listed < MAX_LISTED; job++) {
+        const char *body, *id;
+        size_t len;
+        if (is_confirmed(p, job))
+            continue;
+        job_at(p, job, &body, &len, &id);
+        fprintf(stderr, "greet-producer: job %s was not confirmed\n", id);
+        listed++;
+    }
+    fprintf(stderr, "greet-producer: %zu of %zu jobs not confirmed\n", p->total - p->confirmed,
+            p->total);
+}
+
 int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
 {
     struct producer p;
@@ -500,7 +638,18 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
 
     memset(&p, 0, sizeof p);
     p.cfg = cfg;
-    make_prefix(p.id_prefix, sizeof p.id_prefix);
+    if (cfg->id_prefix) {
+        const char *problem = job_check_text(cfg->id_prefix, strlen(cfg->id_prefix), 64);
+        if (problem) {
+            fprintf(stderr,
+                    "greet-producer: --id-prefix %s (1 to 64 characters, no control characters)\n",
+                    problem);
+            return 2;
+        }
+        snprintf(p.id_prefix, sizeof p.id_prefix, "%s", cfg->id_prefix);
+    } else {
+        make_prefix(p.id_prefix, sizeof p.id_prefix);
+    }
     p.mode = cfg->file ? MODE_FILE : cfg->count > 0 ? MODE_SYNTHETIC : MODE_SINGLE;
     if (p.mode == MODE_FILE)
         status = read_file(&p);
@@ -512,15 +661,21 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         goto out;
 
     p.pending = calloc(CONFIRM_WINDOW, sizeof *p.pending);
+    p.confirmed_bits = calloc(p.total / 8 + 1, 1);
     if (cfg->wait) {
         p.awaiting = json_object();
         p.latencies = malloc((p.total ? p.total : 1) * sizeof *p.latencies);
+        p.sent_at = calloc(p.total ? p.total : 1, sizeof *p.sent_at);
     }
-    if (p.pending == NULL || (cfg->wait && (p.awaiting == NULL || p.latencies == NULL))) {
+    if (p.pending == NULL || p.confirmed_bits == NULL ||
+        (cfg->wait && (p.awaiting == NULL || p.latencies == NULL || p.sent_at == NULL))) {
         fprintf(stderr, "greet-producer: out of memory\n");
         status = 1;
         goto out;
     }
+    backoff_init(&p.backoff, 0.1, 10.0, (uint64_t)getpid() * 2654435761u);
+    /* A broker that is not there at the start is an error to report, not
+     * to wait out; once started, the producer rides out broker restarts. */
     if (!connect_broker(&p, err, sizeof err)) {
         char url[256];
         config_mask_url(cfg->amqp_url, url, sizeof url);
@@ -541,23 +696,8 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         fprintf(stderr, "greet-producer: %s\n", err);
         status = 1;
     }
-    /* Whatever was published but never confirmed may or may not be on the
-     * broker: name it so it can be sent again (jobs are idempotent). */
-    if (p.pending_count > 0) {
-        for (size_t i = 0; i < p.pending_count; i++) {
-            const char *body, *id;
-            size_t len;
-            job_at(&p, p.pending[(p.pending_head + i) % CONFIRM_WINDOW].job, &body, &len, &id);
-            note_failure(&p, id, "no confirm before the connection ended");
-        }
-    }
-    if (p.next < p.total) {
-        fprintf(stderr, "greet-producer: %zu jobs were not sent\n", p.total - p.next);
-        status = 1;
-    }
-    if (p.failed > 0) {
-        if (p.listed_failures > MAX_LISTED)
-            fprintf(stderr, "greet-producer: ... %zu unconfirmed jobs in all\n", p.failed);
+    if (p.confirmed < p.total || p.failed > 0) {
+        list_unconfirmed(&p);
         status = 1;
     }
     if (p.awaiting && (json_object_size(p.awaiting) > 0 || p.replies_error > 0)) {
@@ -573,7 +713,10 @@ out:
     mq_close(p.mq);
     json_decref(p.awaiting);
     free(p.latencies);
+    free(p.sent_at);
     free(p.pending);
+    free(p.confirmed_bits);
+    free(p.resend);
     free(p.jobs);
     buf_free(&p.arena);
     buf_free(&p.scratch);

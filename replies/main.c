@@ -6,6 +6,7 @@
  *      redelivers what was not acked;
  *   2. expect redeliveries: the same job_id with the same body.  --dedupe
  *      drops a reply whose message_id was already printed in this run. */
+#include "backoff.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -15,6 +16,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,29 +104,48 @@ static bool handle(struct subscriber *s, const struct mq_message *m, char *err, 
     return mq_ack(s->mq, m->delivery_tag, false, err, errlen);
 }
 
-static int run(struct subscriber *s)
+static bool subscribe(struct subscriber *s, unsigned prefetch, char *err, size_t errlen)
 {
     const struct config *cfg = s->cfg;
     struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-replies", cfg->heartbeat,
                                    10.0};
+
+    s->mq = mq_connect(&settings, err, errlen);
+    if (s->mq != NULL && mq_declare_queue(s->mq, cfg->reply_queue, err, errlen) &&
+        mq_qos(s->mq, prefetch, err, errlen) && mq_consume(s->mq, cfg->reply_queue, err, errlen))
+        return true;
+    mq_abandon(s->mq);
+    s->mq = NULL;
+    return false;
+}
+
+/* Reads until --count, --timeout or a signal.  A lost broker connection
+ * is survived: replies not yet acked come again (a duplicate that
+ * --dedupe drops), none is lost.  Returns the exit status. */
+static int run(struct subscriber *s)
+{
+    const struct config *cfg = s->cfg;
     unsigned prefetch = (unsigned)cfg->prefetch;
     double deadline = cfg->timeout > 0 ? clock_now() + cfg->timeout : 0;
+    struct backoff backoff;
     char err[512];
     struct mq_event ev;
 
     if (cfg->count > 0 && (unsigned long long)cfg->count < prefetch)
         prefetch = (unsigned)cfg->count; /* take no more than we will print */
-    s->mq = mq_connect(&settings, err, sizeof err);
-    if (s->mq == NULL || !mq_declare_queue(s->mq, cfg->reply_queue, err, sizeof err) ||
-        !mq_qos(s->mq, prefetch, err, sizeof err) ||
-        !mq_consume(s->mq, cfg->reply_queue, err, sizeof err))
-        goto failed;
+    backoff_init(&backoff, 0.1, 10.0, (uint64_t)getpid());
+    /* Not there at the start: an error to report, not to wait out. */
+    if (!subscribe(s, prefetch, err, sizeof err)) {
+        fprintf(stderr, "greet-replies: %s\n", err);
+        return 1;
+    }
 
     while (!stop_requested && (cfg->count == 0 || s->printed < (unsigned long long)cfg->count)) {
-        struct pollfd pfd = {mq_fd(s->mq), POLLIN, 0};
-        int got;
+        struct pollfd pfd;
+        double now = clock_now();
+        int got = 0, ready;
 
-        if (deadline > 0 && clock_now() >= deadline) {
+        if (deadline > 0 && now >= deadline) {
             if (cfg->count > 0) {
                 fprintf(stderr, "greet-replies: timed out with %llu of %lld replies\n", s->printed,
                         cfg->count);
@@ -133,26 +154,54 @@ static int run(struct subscriber *s)
             }
             break;
         }
-        if (!mq_has_buffered(s->mq) &&
-            poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500) < 0 &&
-            errno != EINTR) {
-            snprintf(err, sizeof err, "poll: %s", strerror(errno));
-            goto failed;
+        if (s->mq == NULL) {
+            double delay = backoff_next(&backoff);
+            poll(NULL, 0, (int)(delay * 1000));
+            if (!subscribe(s, prefetch, err, sizeof err)) {
+                fprintf(stderr, "greet-replies: reconnect failed: %s\n", err);
+                continue;
+            }
+            backoff_reset(&backoff);
+            fprintf(stderr, "greet-replies: reconnected\n");
         }
+        pfd.fd = mq_fd(s->mq);
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        ready = mq_has_buffered(s->mq)
+                    ? 1
+                    : poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500);
+        if (ready > 0)
+            mq_saw_input(s->mq, clock_now());
         while (s->printed < (unsigned long long)cfg->count || cfg->count == 0) {
             got = mq_next_event(s->mq, &ev, err, sizeof err);
-            if (got < 0)
-                goto failed;
-            if (got == 0)
+            if (got <= 0)
                 break;
             if (ev.type == MQ_EVENT_CANCELLED) {
                 snprintf(err, sizeof err,
                          "the broker cancelled the subscription (queue %s deleted?)",
                          cfg->reply_queue);
-                goto failed;
+                got = -1;
+                break;
             }
-            if (ev.type == MQ_EVENT_DELIVERY && !handle(s, &ev.message, err, sizeof err))
-                goto failed;
+            if (ev.type == MQ_EVENT_DELIVERY && !handle(s, &ev.message, err, sizeof err)) {
+                if (ferror(stdout)) {
+                    fprintf(stderr, "greet-replies: %s\n", err);
+                    mq_abandon(s->mq);
+                    return 1; /* unacked: the broker keeps the reply */
+                }
+                got = -1;
+                break;
+            }
+        }
+        if (got >= 0 && !mq_heartbeat_ok(s->mq, clock_now())) {
+            snprintf(err, sizeof err, "missed broker heartbeats");
+            got = -1;
+        }
+        if (got < 0) {
+            fprintf(stderr, "greet-replies: broker connection lost: %s; reconnecting\n", err);
+            mq_abandon(s->mq);
+            s->mq = NULL;
+            continue;
         }
         mq_release_buffers(s->mq);
     }
@@ -161,11 +210,6 @@ static int run(struct subscriber *s)
     if (cfg->dedupe && s->dropped > 0)
         fprintf(stderr, "greet-replies: dropped %llu duplicate(s)\n", s->dropped);
     return 0;
-
-failed:
-    fprintf(stderr, "greet-replies: %s\n", err);
-    mq_abandon(s->mq);
-    return 1;
 }
 
 int main(int argc, char **argv)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (Check) and the integration suite
-# against real RabbitMQ and PostgreSQL servers, both on the sanitizer
-# build (ASan + UBSan).  Installs missing Debian packages when run as root.
+# The whole test suite: unit tests (Check), the integration suite and the
+# fault suite against real RabbitMQ and PostgreSQL servers, all on
+# sanitizer builds (ASan + UBSan).  Installs missing Debian packages when
+# run as root.  SKIP_FAULTS=1 leaves out the fault suite (3 minutes).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -12,6 +13,10 @@ echo "== build (sanitizers)"
 make -s SANITIZE=1 all tools build/asan/tests/unit-tests || exit 1
 echo "== build (release, warnings as errors in CI)"
 make -s all || exit 1
+if [ -z "${SKIP_FAULTS:-}" ]; then
+    echo "== build (sanitizers + fault injection, for the fault suite)"
+    make -s FAULT_INJECTION=1 all tools || exit 1
+fi
 
 passed=0
 failed=0
@@ -31,11 +36,11 @@ else
 fi
 [ $unit_status = 0 ] || [ $failed -gt 0 ] || count 0 1
 
-run_suite() { # run_suite NAME SCRIPT
+run_suite() { # run_suite NAME BUILD-DIR SCRIPT
     local out status
     echo "== $1"
     out=$(mktemp)
-    GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests "$2" 2>&1 | tee "$out"
+    GREET_BIN=$2/bin GREET_TOOLS=$2/tests "$3" 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     if [[ "$(tail -n 1 "$out")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
         count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
@@ -46,7 +51,10 @@ run_suite() { # run_suite NAME SCRIPT
     rm -f "$out"
 }
 
-run_suite "integration tests (real RabbitMQ and PostgreSQL)" tests/integration/run.sh
+run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/integration/run.sh
+if [ -z "${SKIP_FAULTS:-}" ]; then
+    run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh
+fi
 
 echo "== format check"
 if command -v clang-format >/dev/null 2>&1; then

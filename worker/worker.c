@@ -32,10 +32,12 @@
 
 enum slot_state {
     SLOT_FREE,
+    SLOT_SUSPECT,     /* redelivered: held undecoded until its turn, alone */
     SLOT_WAIT_LOOKUP, /* valid job, preferences not read yet */
     SLOT_IN_LOOKUP,   /* part of the lookup in flight */
     SLOT_WAIT_CONFIRM,
-    SLOT_DONE, /* everything confirmed: ready to ack */
+    SLOT_DONE,  /* everything confirmed: ready to ack */
+    SLOT_ACKED, /* acked on its own, behind a slot still in work */
 };
 
 /* A delivery in hand.  Slots live in a ring in arrival (delivery tag)
@@ -43,11 +45,16 @@ enum slot_state {
 struct slot {
     enum slot_state state;
     bool poison;
+    bool acked_early; /* fault injection only */
     unsigned confirms_pending;
     uint64_t tag;
+    long long delivery_count;
     struct job job;
     struct mq_shortstr correlation_id;
     struct mq_shortstr reply_to; /* resolved: never empty */
+    /* SLOT_SUSPECT: the delivery as it came, owned by the slot. */
+    struct mq_message *held;
+    struct buf held_body;
 };
 
 /* A publish waiting for its confirm, and the slot it belongs to. */
@@ -71,6 +78,14 @@ struct worker {
     unsigned pub_cap, pub_head, pub_count;
     long long *lookup_ids;
     unsigned in_lookup;
+    unsigned suspects;     /* slots in SLOT_SUSPECT */
+    unsigned unacked_done; /* slots in SLOT_DONE */
+    bool suspect_running;  /* a suspect is being processed, alone */
+    struct backoff random; /* picks among equally suspect jobs */
+    /* Fault injection (test builds only): the job that crashes us, and
+     * the deliberately broken mode that acks on arrival. */
+    const char *fault_crash_job;
+    bool fault_ack_early;
 
     struct buf message, reply;
     struct backoff mq_backoff, db_backoff;
@@ -126,9 +141,15 @@ static void broker_lost(struct worker *w, const char *why)
     log_end(&line);
     mq_abandon(w->mq);
     w->mq = NULL;
-    for (unsigned i = 0; i < w->cap; i++)
+    for (unsigned i = 0; i < w->cap; i++) {
+        free(w->slots[i].held);
+        w->slots[i].held = NULL;
+        buf_shrink(&w->slots[i].held_body, 0);
         w->slots[i].state = SLOT_FREE;
+    }
     w->head = w->count = 0;
+    w->suspects = w->unacked_done = 0;
+    w->suspect_running = false;
     w->pub_head = w->pub_count = 0;
     /* A lookup in flight finds no slot waiting for it and is dropped. */
     w->in_lookup = 0;
@@ -271,29 +292,31 @@ static void publish_poison(struct worker *w, unsigned slot_index, const struct m
     publish_for(w, slot_index, w->cfg->dead_queue, &dead_props, m->body, m->body_len);
 }
 
-static void on_delivery(struct worker *w, const struct mq_message *m)
+#ifdef GREET_FAULT_INJECTION
+/* Test builds only (make FAULT_INJECTION=1): die on the chosen job, the
+ * way a crashing bug would. */
+static void fault_check_crash(const struct worker *w, const char *job_id)
 {
-    struct slot *slot;
-    unsigned slot_index;
+    if (w->fault_crash_job != NULL && strcmp(w->fault_crash_job, job_id) == 0) {
+        log_msg(LOG_ERROR, "fault.crash", job_id);
+        abort();
+    }
+}
+#else
+static void fault_check_crash(const struct worker *w, const char *job_id)
+{
+    (void)w;
+    (void)job_id;
+}
+#endif
+
+/* Decodes a delivery in slot_index and starts it: poison is answered and
+ * dead-lettered at once, a valid job waits for the next lookup. */
+static void process_delivery(struct worker *w, unsigned slot_index, const struct mq_message *m)
+{
+    struct slot *slot = &w->slots[slot_index];
     char detail[256];
     enum job_status status;
-
-    if (w->count == w->cap) {
-        /* Cannot happen while the broker honours our prefetch; refuse
-         * rather than overwrite a job in hand. */
-        char err[256];
-        log_msg(LOG_ERROR, "delivery.over_prefetch",
-                "more deliveries than the prefetch window; returning one");
-        if (!mq_reject(w->mq, m->delivery_tag, true /* requeue */, err, sizeof err))
-            broker_lost(w, err);
-        return;
-    }
-    slot_index = (w->head + w->count) % w->cap;
-    slot = &w->slots[slot_index];
-    w->count++;
-    slot->tag = m->delivery_tag;
-    slot->poison = false;
-    slot->confirms_pending = 0;
 
     status = job_decode(m->body, m->body_len, &slot->job, detail, sizeof detail);
     pick_correlation(m, &slot->job, &slot->correlation_id);
@@ -320,7 +343,60 @@ static void on_delivery(struct worker *w, const struct mq_message *m)
         publish_poison(w, slot_index, m, status, detail);
         return;
     }
+    fault_check_crash(w, slot->job.job_id);
     slot->state = SLOT_WAIT_LOOKUP;
+}
+
+/* A redelivered job may be the one that crashed a worker: keep it as it
+ * came, undecoded, until it can be processed alone (see next_suspect). */
+static bool hold_suspect(struct slot *slot, const struct mq_message *m)
+{
+    slot->held = malloc(sizeof *slot->held);
+    buf_reset(&slot->held_body);
+    if (slot->held == NULL || !buf_append(&slot->held_body, m->body, m->body_len)) {
+        free(slot->held);
+        slot->held = NULL;
+        return false;
+    }
+    *slot->held = *m;
+    slot->held->body = slot->held_body.data;
+    slot->state = SLOT_SUSPECT;
+    return true;
+}
+
+static void on_delivery(struct worker *w, const struct mq_message *m)
+{
+    struct slot *slot;
+    unsigned slot_index;
+    char err[256];
+
+    if (w->count == w->cap) {
+        /* Cannot happen while the broker honours our prefetch; refuse
+         * rather than overwrite a job in hand. */
+        log_msg(LOG_ERROR, "delivery.over_prefetch",
+                "more deliveries than the prefetch window; returning one");
+        if (!mq_reject(w->mq, m->delivery_tag, true /* requeue */, err, sizeof err))
+            broker_lost(w, err);
+        return;
+    }
+    slot_index = (w->head + w->count) % w->cap;
+    slot = &w->slots[slot_index];
+    w->count++;
+    slot->tag = m->delivery_tag;
+    slot->delivery_count = m->delivery_count;
+    slot->poison = false;
+    slot->acked_early = false;
+    slot->confirms_pending = 0;
+
+    if (!w->fault_ack_early && (m->redelivered || m->delivery_count > 0)) {
+        if (hold_suspect(slot, m)) {
+            w->suspects++;
+            return;
+        }
+        log_msg(LOG_WARN, "suspect.not_held",
+                "out of memory; processing a redelivered job at once");
+    }
+    process_delivery(w, slot_index, m);
 }
 
 static void slot_confirmed(struct worker *w, struct slot *slot)
@@ -328,6 +404,7 @@ static void slot_confirmed(struct worker *w, struct slot *slot)
     if (slot->state != SLOT_WAIT_CONFIRM || --slot->confirms_pending > 0)
         return;
     slot->state = SLOT_DONE;
+    w->unacked_done++;
     if (slot->poison)
         w->stats->jobs_failed++;
     else
@@ -416,21 +493,46 @@ static void on_broker_events(struct worker *w)
     }
 }
 
-/* Acks, with one multiple-ack, the longest run of finished jobs at the
- * head of the ring. */
+static void release_slot(struct worker *w, struct slot *slot)
+{
+    if (slot->state == SLOT_DONE)
+        w->unacked_done--;
+    slot->state = SLOT_FREE;
+}
+
+/* Acks finished jobs: the longest finished run at the head of the ring
+ * with one multiple-ack; finished jobs behind a slot still in work (a
+ * suspect, a straggling confirm) one by one, so that a crash while that
+ * slot is processed does not send them back. */
 static void ack_finished(struct worker *w)
 {
     uint64_t last = 0;
     char err[512];
 
-    while (w->count > 0 && slot_at(w, 0)->state == SLOT_DONE) {
-        last = slot_at(w, 0)->tag;
-        slot_at(w, 0)->state = SLOT_FREE;
+    while (w->count > 0 &&
+           (slot_at(w, 0)->state == SLOT_DONE || slot_at(w, 0)->state == SLOT_ACKED)) {
+        struct slot *slot = slot_at(w, 0);
+        if (slot->state == SLOT_DONE && !slot->acked_early)
+            last = slot->tag;
+        release_slot(w, slot);
         w->head = (w->head + 1) % w->cap;
         w->count--;
     }
-    if (last != 0 && !mq_ack(w->mq, last, true /* multiple */, err, sizeof err))
+    if (last != 0 && !mq_ack(w->mq, last, true /* multiple */, err, sizeof err)) {
         broker_lost(w, err);
+        return;
+    }
+    for (unsigned i = 0; i < w->count && w->unacked_done > 0; i++) {
+        struct slot *slot = slot_at(w, i);
+        if (slot->state != SLOT_DONE)
+            continue;
+        if (!slot->acked_early && !mq_ack(w->mq, slot->tag, false, err, sizeof err)) {
+            broker_lost(w, err);
+            return;
+        }
+        w->unacked_done--;
+        slot->state = SLOT_ACKED;
+    }
 }
 
 /* Consume only while the database can serve the jobs: jobs taken while
@@ -438,7 +540,9 @@ static void ack_finished(struct worker *w)
 static void update_consuming(struct worker *w)
 {
     enum db_state state = db_state(w->db);
-    bool want = !w->draining && (state == DB_READY || state == DB_BUSY);
+    /* Suspects in hand: take no new jobs until they are through, so no
+     * innocent job is in hand when one of them crashes us. */
+    bool want = !w->draining && (state == DB_READY || state == DB_BUSY) && w->suspects == 0;
     char err[512];
 
     if (w->mq == NULL)
@@ -453,7 +557,9 @@ static void update_consuming(struct worker *w)
             broker_lost(w, err);
         else
             log_msg(LOG_INFO, "consumer.stopped",
-                    w->draining ? "shutting down" : "database unavailable");
+                    w->draining       ? "shutting down"
+                    : w->suspects > 0 ? "redelivered jobs in hand: processing them one at a time"
+                                      : "database unavailable");
     }
 }
 
@@ -498,6 +604,78 @@ static void ensure_db(struct worker *w, double now)
         db_failed(w, err, now);
 }
 
+/* The next suspect to run alone, or -1: none, or other work still in
+ * hand.  Lowest delivery count first -- the job that crashed every
+ * worker holding it has the highest -- and ties drawn at random, so a
+ * crash-looping job cannot keep the same innocents behind it. */
+static int next_suspect(struct worker *w)
+{
+    int best = -1;
+    unsigned ties = 0;
+
+    for (unsigned i = 0; i < w->count; i++) {
+        struct slot *slot = slot_at(w, i);
+        if (slot->state == SLOT_ACKED)
+            continue;
+        if (slot->state != SLOT_SUSPECT)
+            return -1; /* finish (and ack) everything else first */
+        if (best < 0 || slot->delivery_count < w->slots[best].delivery_count) {
+            best = (int)((w->head + i) % w->cap);
+            ties = 1;
+        } else if (slot->delivery_count == w->slots[best].delivery_count &&
+                   backoff_random(&w->random) * ++ties < 1.0) {
+            best = (int)((w->head + i) % w->cap);
+        }
+    }
+    return best;
+}
+
+static void run_suspect(struct worker *w, unsigned index)
+{
+    struct slot *slot = &w->slots[index];
+    struct mq_message *m = slot->held;
+    struct log_line line;
+    char err[512];
+
+    /* Acks written are not acks received: if this job kills us, the
+     * kernel resets the connection and drops what it had not sent, and
+     * the jobs just finished come back -- again and again, if they keep
+     * meeting this job.  A round trip on the channel (the broker handles
+     * a channel's frames in order) proves the acks arrived. */
+    if (!mq_qos(w->mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
+        broker_lost(w, err);
+        return;
+    }
+
+    log_begin(&line, LOG_INFO, "suspect.run");
+    log_int(&line, "delivery_tag", (long long)slot->tag);
+    log_int(&line, "delivery_count", slot->delivery_count);
+    log_int(&line, "suspects_left", w->suspects - 1);
+    log_end(&line);
+    w->suspects--;
+    w->suspect_running = true;
+    slot->held = NULL;
+    process_delivery(w, index, m);
+    free(m);
+    buf_shrink(&w->slots[index].held_body, 1 << 16);
+}
+
+/* The deliberately broken mode (fault-injection builds only): ack a job
+ * as its lookup starts, long before its reply is confirmed -- the bug the
+ * fault suite must catch. */
+static bool fault_ack_now(struct worker *w, struct slot *slot)
+{
+    char err[512];
+
+    if (!w->fault_ack_early)
+        return true;
+    slot->acked_early = true;
+    if (mq_ack(w->mq, slot->tag, false, err, sizeof err))
+        return true;
+    broker_lost(w, err);
+    return false;
+}
+
 static void start_lookup(struct worker *w, double now)
 {
     unsigned batch = 0, ids = 0;
@@ -505,14 +683,45 @@ static void start_lookup(struct worker *w, double now)
 
     if (db_state(w->db) != DB_READY || w->in_lookup > 0 || now < w->lookup_retry_at)
         return;
-    for (unsigned i = 0; i < w->count && batch < w->cfg->batch_max; i++) {
-        struct slot *slot = slot_at(w, i);
-        if (slot->state != SLOT_WAIT_LOOKUP)
-            continue;
-        slot->state = SLOT_IN_LOOKUP;
-        batch++;
-        if (slot->job.has_user_id)
-            w->lookup_ids[ids++] = slot->job.user_id;
+    if (w->suspect_running) {
+        /* Its own lookup (if it needs one) goes alone. */
+        for (unsigned i = 0; i < w->count; i++) {
+            struct slot *slot = slot_at(w, i);
+            if (slot->state == SLOT_WAIT_CONFIRM || slot->state == SLOT_IN_LOOKUP)
+                return;
+            if (slot->state == SLOT_WAIT_LOOKUP) {
+                slot->state = SLOT_IN_LOOKUP;
+                batch = 1;
+                if (slot->job.has_user_id)
+                    w->lookup_ids[ids++] = slot->job.user_id;
+                break;
+            }
+        }
+        if (batch == 0)
+            w->suspect_running = false; /* it finished (or was poison) */
+    }
+    if (!w->suspect_running) {
+        for (unsigned i = 0; i < w->count && batch < w->cfg->batch_max; i++) {
+            struct slot *slot = slot_at(w, i);
+            if (slot->state != SLOT_WAIT_LOOKUP)
+                continue;
+            slot->state = SLOT_IN_LOOKUP;
+            batch++;
+            if (slot->job.has_user_id)
+                w->lookup_ids[ids++] = slot->job.user_id;
+            if (!fault_ack_now(w, slot))
+                return;
+        }
+    }
+    if (batch == 0 && !w->suspect_running && w->suspects > 0 && w->mq != NULL) {
+        int index = next_suspect(w);
+        if (index >= 0) {
+            run_suspect(w, (unsigned)index);
+            /* Its lookup now, not a poll timeout later.  Once: the suspect
+             * is running, so this call cannot pick another. */
+            start_lookup(w, now);
+        }
+        return;
     }
     if (batch == 0)
         return;
@@ -653,7 +862,9 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
     w->topology.dead_queue = cfg->dead_queue;
     w->topology.delivery_limit = cfg->delivery_limit;
 
-    w->cap = (unsigned)cfg->prefetch;
+    /* Twice the prefetch: slots acked one by one stay in the ring until
+     * the head passes them, while the broker fills the window again. */
+    w->cap = 2 * (unsigned)cfg->prefetch;
     w->pub_cap = 2 * w->cap; /* a poison job publishes twice */
     w->slots = calloc(w->cap, sizeof *w->slots);
     w->publishes = calloc(w->pub_cap, sizeof *w->publishes);
@@ -661,13 +872,25 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
     w->db = db_new(cfg->database_url, "greet-worker", cfg->db_timeout);
     backoff_init(&w->mq_backoff, BACKOFF_BASE, BACKOFF_CAP, (uint64_t)getpid() * 2654435761u);
     backoff_init(&w->db_backoff, BACKOFF_BASE, BACKOFF_CAP, (uint64_t)getpid() * 40503u + 1);
+    backoff_init(&w->random, 1, 1, (uint64_t)getpid() ^ (uint64_t)(clock_now() * 1e6));
     if (cfg->stats_interval > 0)
         w->next_stats = clock_now() + cfg->stats_interval;
+#ifdef GREET_FAULT_INJECTION
+    w->fault_crash_job = getenv("GREET_FAULT_CRASH_JOB");
+    w->fault_ack_early =
+        getenv("GREET_FAULT_ACK_EARLY") && strcmp(getenv("GREET_FAULT_ACK_EARLY"), "1") == 0;
+    if (w->fault_crash_job || w->fault_ack_early)
+        log_msg(LOG_WARN, "fault.injection", "fault-injection build with a fault armed");
+#endif
     return w->slots && w->publishes && w->lookup_ids && w->db;
 }
 
 static void teardown(struct worker *w)
 {
+    for (unsigned i = 0; w->slots && i < w->cap; i++) {
+        free(w->slots[i].held);
+        buf_free(&w->slots[i].held_body);
+    }
     db_free(w->db);
     free(w->slots);
     free(w->publishes);

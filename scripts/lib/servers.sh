@@ -67,12 +67,16 @@ rabbitmqctl_() {
     _rabbit_env timeout "$limit" "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" "$@"
 }
 
+# Starts the broker; started again after rabbit_stop it keeps its node
+# name, ports and data, so durable queues and their messages survive.
 rabbit_start() {
     mkdir -p "$SERVERS_DIR/rabbit/home" "$SERVERS_DIR/rabbit/mnesia" "$SERVERS_DIR/rabbit/log"
-    RABBIT_PORT=${RABBIT_PORT:-$(free_port)} || return 1
-    RABBIT_EPMD_PORT=$(free_port) || return 1
-    RABBIT_DIST_PORT=$(free_port) || return 1
-    RABBIT_NODE="greet$$r$RANDOM@localhost"
+    if [ -z "${RABBIT_NODE:-}" ]; then
+        RABBIT_PORT=${RABBIT_PORT:-$(free_port)} || return 1
+        RABBIT_EPMD_PORT=$(free_port) || return 1
+        RABBIT_DIST_PORT=$(free_port) || return 1
+        RABBIT_NODE="greet$$r$RANDOM@localhost"
+    fi
     cat >"$SERVERS_DIR/rabbit/rabbitmq.conf" <<CONF
 listeners.tcp.1 = 127.0.0.1:$RABBIT_PORT
 loopback_users = none
@@ -96,6 +100,23 @@ rabbit_vm_pid() {
     cat "$SERVERS_DIR/rabbit/pid" 2>/dev/null
 }
 
+# A fast, still orderly stop: SIGTERM to the VM (rabbitmqctl stop first
+# starts a whole Erlang VM of its own).
+rabbit_stop_now() {
+    local pid waited=0
+    pid=$(rabbit_vm_pid)
+    [ -n "$pid" ] || return 1
+    kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null && [ $waited -lt 300 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    [ -n "${RABBIT_PID:-}" ] && wait "$RABBIT_PID" 2>/dev/null
+    RABBIT_PID=""
+    return 0
+}
+
 rabbit_stop() {
     local pid
     [ -n "${RABBIT_NODE:-}" ] || return 0
@@ -105,20 +126,25 @@ rabbit_stop() {
         rabbitmqctl_ timeout 60 stop "$SERVERS_DIR/rabbit/pid" >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null
     fi
     [ -n "${RABBIT_PID:-}" ] && kill "$RABBIT_PID" 2>/dev/null
+    [ -n "${RABBIT_PID:-}" ] && wait "$RABBIT_PID" 2>/dev/null
+    RABBIT_PID=""
     [ -n "${RABBIT_EPMD_PORT:-}" ] && epmd -port "$RABBIT_EPMD_PORT" -kill >/dev/null 2>&1
-    RABBIT_NODE=""
 }
 
+# Creates the cluster the first time; started again after pg_stop it
+# keeps its data, port and socket.
 pg_start() {
     local data="$SERVERS_DIR/pg/data"
-    mkdir -p "$data" "$SERVERS_DIR/pg/sock"
-    [ "$(id -u)" = 0 ] && chown -R postgres "$SERVERS_DIR/pg"
-    PG_PORT=${PG_PORT:-$(free_port)} || return 1
-    PG_SOCKET="$SERVERS_DIR/pg/sock"
-    if ! _as_postgres "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
-        >"$SERVERS_DIR/pg/initdb.out" 2>&1; then
-        echo "servers: initdb failed; see $SERVERS_DIR/pg/initdb.out" >&2
-        return 1
+    if [ ! -e "$data/PG_VERSION" ]; then
+        mkdir -p "$data" "$SERVERS_DIR/pg/sock"
+        [ "$(id -u)" = 0 ] && chown -R postgres "$SERVERS_DIR/pg"
+        PG_PORT=${PG_PORT:-$(free_port)} || return 1
+        PG_SOCKET="$SERVERS_DIR/pg/sock"
+        if ! _as_postgres "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 \
+            >"$SERVERS_DIR/pg/initdb.out" 2>&1; then
+            echo "servers: initdb failed; see $SERVERS_DIR/pg/initdb.out" >&2
+            return 1
+        fi
     fi
     # Throwaway data: no fsync.  Loopback TCP and a private socket dir.
     if ! _as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$SERVERS_DIR/pg/server.log" -w -t 60 \
