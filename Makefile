@@ -60,9 +60,9 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
 UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
-TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck
+TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/bench/baseline
 
-.PHONY: all tools test test-faults test-unit test-integration run demo clean install format format-check help sanitize
+.PHONY: all tools bench bench-sweep test test-faults test-unit test-integration run demo clean install format format-check help sanitize
 
 all: $(PROGRAMS)
 
@@ -74,6 +74,10 @@ $(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench/baseline: $(call obj,bench/baseline.c $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -115,6 +119,14 @@ test-integration:
 run demo: all
 	scripts/demo.sh
 
+# Throughput and latency next to a broker-only baseline, same run
+# (bench/run.sh; BENCH_SMOKE=1 for a quick one, --sweep for the prefetch curve).
+bench: all tools
+	bench/run.sh
+
+bench-sweep: all tools
+	BENCH_PREFETCH="10 50 100 200 500 1000" BENCH_RUNS=$${BENCH_RUNS:-1} bench/run.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/greet/sql/sample
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
@@ -137,6 +149,7 @@ help:
 	@echo "make test-unit    unit tests only"
 	@echo "make test-faults  the fault suite (kills, restarts, freezes real servers)"
 	@echo "make sanitize     the ASan/UBSan build into build/asan/"
+	@echo "make bench        throughput/latency next to a broker-only baseline (a few minutes)"
 	@echo "make install      install into PREFIX (default /usr/local), honours DESTDIR"
 	@echo "make format       format the sources with .clang-format"
 	@echo "make clean        remove build output"

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# make bench: the worker's throughput and latency, next to a broker-only
+# baseline measured in the same run on the same servers (the machine is
+# shared and noisy: only ratios within one run mean much).
+#
+#   BENCH_JOBS=50000 BENCH_RUNS=3 bench/run.sh        (the defaults)
+#   BENCH_SMOKE=1 bench/run.sh                         (seconds; part of make test)
+#   BENCH_PREFETCH="50 200 1000" bench/run.sh --sweep  (prefetch curve)
+#
+# Prints a table and writes it as JSON to bench/results/.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${GREET_BIN:-$ROOT/bin}
+TOOLS=${GREET_TOOLS:-$ROOT/build/release/tests}
+BASELINE=${GREET_BASELINE:-$ROOT/build/release/bench/baseline}
+. "$ROOT/scripts/lib/servers.sh"
+
+if [ -n "${BENCH_SMOKE:-}" ]; then
+    JOBS=${BENCH_JOBS:-3000}
+    RUNS=${BENCH_RUNS:-1}
+    LATENCY_JOBS=500
+else
+    JOBS=${BENCH_JOBS:-50000}
+    RUNS=${BENCH_RUNS:-3}
+    LATENCY_JOBS=10000
+fi
+USERS=10000
+SWEEP=""
+[ "${1:-}" = "--sweep" ] && SWEEP=1
+PREFETCH_DEFAULT=$("$BIN/greet-worker" --help | sed -n 's/.*GREET_PREFETCH\] (default \([0-9]*\)).*/\1/p')
+PREFETCHES=${BENCH_PREFETCH:-$PREFETCH_DEFAULT}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/greet-bench.XXXXXX")
+chmod 755 "$WORK"
+WORKER_PIDS=()
+cleanup() {
+    local pid
+    for pid in "${WORKER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${WORKER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    servers_stop
+    [ -z "${KEEP_WORK:-}" ] && rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export GREET_STATS_INTERVAL=0 GREET_LOG_LEVEL=warn
+
+echo "# starting RabbitMQ and PostgreSQL; loading $USERS users"
+servers_start "$WORK/servers" || exit 1
+servers_load_schema || exit 1
+psql_ -c "INSERT INTO user_preferences (user_id, display_name, language, formality)
+          SELECT i, 'User ' || i, (ARRAY['en','fr','de','es','ja','pt'])[1 + i % 6],
+                 (ARRAY['casual','formal'])[1 + i % 2]
+          FROM generate_series(1, $USERS) AS i" >/dev/null || exit 1
+"$BIN/greet-producer" --count 1 --id-prefix warmup >/dev/null 2>&1 # declares the topology
+"$TOOLS/mqtool" purge greet.jobs greet.replies >/dev/null
+
+median() { # median NUMBER...
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# fill: JOBS jobs in the jobs queue, no consumer yet.
+fill() {
+    "$TOOLS/mqtool" purge greet.jobs greet.replies >/dev/null
+    "$BIN/greet-producer" --count "$JOBS" --users "$USERS" >/dev/null 2>"$WORK/fill.err" ||
+        { cat "$WORK/fill.err"; exit 1; }
+}
+
+# cpu_seconds PID: user + system time so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+
+peak_rss_kib() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+# drain_baseline PREFETCH: prints jobs/s.
+drain_baseline() {
+    local elapsed
+    fill
+    "$TOOLS/mqtool" wait greet.replies "$JOBS" 300 >"$WORK/wait.out" &
+    local waiter=$!
+    "$BASELINE" greet.jobs greet.replies "$JOBS" "$1" >/dev/null || exit 1
+    wait "$waiter" || { echo "baseline: replies missing" >&2; exit 1; }
+    elapsed=$(cat "$WORK/wait.out")
+    awk -v n="$JOBS" -v t="$elapsed" 'BEGIN { printf "%.0f", n / t }'
+}
+
+# drain_workers COUNT PREFETCH: prints "jobs/s cpu-per-job-us peak-rss-kib".
+drain_workers() {
+    local count=$1 prefetch=$2 elapsed cpu=0 rss=0 pid n
+    fill
+    "$TOOLS/mqtool" wait greet.replies "$JOBS" 300 >"$WORK/wait.out" &
+    local waiter=$!
+    WORKER_PIDS=()
+    for n in $(seq 1 "$count"); do
+        GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
+        WORKER_PIDS+=($!)
+    done
+    wait "$waiter" || { echo "workers: replies missing" >&2; exit 1; }
+    elapsed=$(cat "$WORK/wait.out")
+    for pid in "${WORKER_PIDS[@]}"; do
+        cpu=$(awk -v a="$cpu" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }')
+        n=$(peak_rss_kib "$pid")
+        [ "$n" -gt "$rss" ] && rss=$n
+        kill -TERM "$pid"
+    done
+    for pid in "${WORKER_PIDS[@]}"; do wait "$pid"; done
+    WORKER_PIDS=()
+    awk -v n="$JOBS" -v t="$elapsed" -v c="$cpu" -v r="$rss" \
+        'BEGIN { printf "%.0f %.1f %d", n / t, c / n * 1e6, r }'
+}
+
+# latency RATE PREFETCH: one worker, open loop; prints "p50 p95 p99 max" (ms).
+latency() {
+    local rate=$1 prefetch=$2 summary
+    "$TOOLS/mqtool" purge greet.jobs greet.replies >/dev/null
+    GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
+    WORKER_PIDS=($!)
+    sleep 0.3
+    "$BIN/greet-producer" --count "$LATENCY_JOBS" --users "$USERS" --rate "$rate" --wait --timeout 120 \
+        >/dev/null 2>"$WORK/latency.err"
+    summary=$(tail -n 1 "$WORK/latency.err")
+    kill -TERM "${WORKER_PIDS[0]}" && wait "${WORKER_PIDS[0]}"
+    WORKER_PIDS=()
+    sed -n 's/.*latency ms p50 \([0-9.]*\) p95 \([0-9.]*\) p99 \([0-9.]*\) max \([0-9.]*\).*/\1 \2 \3 \4/p' \
+        <<<"$summary"
+}
+
+measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
+    local prefetch=$1 run b=() w1=() c1=() r1=() w2=() c2=() r2=()
+    for run in $(seq 1 "$RUNS"); do
+        b+=("$(drain_baseline "$prefetch")")
+        read -r t c r <<<"$(drain_workers 1 "$prefetch")"
+        w1+=("$t") c1+=("$c") r1+=("$r")
+        read -r t c r <<<"$(drain_workers 2 "$prefetch")"
+        w2+=("$t") c2+=("$c") r2+=("$r")
+        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s"
+    done
+    RESULT_BASE=$(median "${b[@]}")
+    RESULT_W1=$(median "${w1[@]}") RESULT_C1=$(median "${c1[@]}") RESULT_R1=$(median "${r1[@]}")
+    RESULT_W2=$(median "${w2[@]}") RESULT_C2=$(median "${c2[@]}") RESULT_R2=$(median "${r2[@]}")
+}
+
+measure_latency() { # measure_latency RATE PREFETCH: RESULT_LAT="p50 p95 p99 max", medians
+    local rate=$1 prefetch=$2 run p50=() p95=() p99=() max=()
+    for run in $(seq 1 "$RUNS"); do
+        read -r a b c d <<<"$(latency "$rate" "$prefetch")"
+        p50+=("$a") p95+=("$b") p99+=("$c") max+=("$d")
+    done
+    RESULT_LAT="$(median "${p50[@]}") $(median "${p95[@]}") $(median "${p99[@]}") $(median "${max[@]}")"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+mkdir -p "$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+JSON="$ROOT/bench/results/bench-$STAMP.json"
+ROWS=()
+
+for prefetch in $PREFETCHES; do
+    echo "# prefetch $prefetch: $RUNS run(s) of $JOBS pre-filled jobs"
+    measure "$prefetch"
+    half=$(awk -v w="$RESULT_W1" 'BEGIN { printf "%d", w / 2 / 100 * 100 }')
+    [ "$half" -lt 1000 ] && half=1000
+    measure_latency 1000 "$prefetch"
+    lat1000=$RESULT_LAT
+    measure_latency "$half" "$prefetch"
+    lathalf=$RESULT_LAT
+    ROWS+=("$prefetch $RESULT_BASE $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf")
+done
+
+printf '\n%s jobs per drain, median of %s run(s); latency: %s jobs open loop, 1 worker\n\n' "$JOBS" "$RUNS" "$LATENCY_JOBS"
+table_row() {
+    printf '%-9s %-21s %8s %6s %11s %13s  %-26s %s\n' "$@"
+}
+table_row prefetch what jobs/s ratio "cpu us/job" "peak RSS KiB" "latency ms @1000/s" "latency ms @half max"
+table_row "" "" "" "" "" "" "p50/p95/p99/max" "p50/p95/p99/max"
+printf '{"date":"%s","jobs":%s,"runs":%s,"latency_jobs":%s,"rows":[' "$STAMP" "$JOBS" "$RUNS" "$LATENCY_JOBS" >"$JSON"
+separator=""
+for row in "${ROWS[@]}"; do
+    read -r p base w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax <<<"$row"
+    table_row "$p" "broker-only baseline" "$base" "1.00" "" "" "" ""
+    table_row "" "1 worker" "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1" "$a50/$a95/$a99/$amax" \
+        "$h50/$h95/$h99/$hmax (at $half/s)"
+    table_row "" "2 workers" "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2" "" ""
+    {
+        printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,' "$separator" "$p" "$base"
+        printf '"worker1_jobs_per_s":%s,"worker1_ratio":%s,"worker1_cpu_us_per_job":%s,"worker1_peak_rss_kib":%s,' \
+            "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1"
+        printf '"worker2_jobs_per_s":%s,"worker2_ratio":%s,"worker2_cpu_us_per_job":%s,"worker2_peak_rss_kib":%s,' \
+            "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2"
+        printf '"latency_ms_at_1000":{"p50":%s,"p95":%s,"p99":%s,"max":%s},' "$a50" "$a95" "$a99" "$amax"
+        printf '"latency_rate_half":%s,"latency_ms_at_half":{"p50":%s,"p95":%s,"p99":%s,"max":%s}}' \
+            "$half" "$h50" "$h95" "$h99" "$hmax"
+    } >>"$JSON"
+    separator=","
+done
+printf ']}\n' >>"$JSON"
+echo
+echo "written: ${JSON#$ROOT/}"
