@@ -43,7 +43,7 @@ LIBS         = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm
 CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
 
 # Pure logic first, then the adapters around librabbitmq and libpq.
-COMMON_SRC = common/buf.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
+COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
              common/clock.c common/backoff.c common/mq.c common/db.c
 WORKER_SRC   = worker/main.c worker/worker.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
@@ -52,7 +52,7 @@ UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_log.c tes
                tests/unit/test_job.c tests/unit/test_greet.c tests/unit/test_reply.c \
                tests/unit/test_backoff.c tests/unit/test_jobsource.c
 # Unit tests link the pure modules, never a main.c or a live connection.
-UNIT_LINK_SRC = common/buf.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
+UNIT_LINK_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
                 common/clock.c common/backoff.c producer/jobsource.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))

@@ -362,8 +362,16 @@ bool db_lookup(struct db *db, const long long *user_ids, size_t count, char *err
     if (!buf_append(&db->ids, "{", 1))
         goto oom;
     for (size_t i = 0; i < count; i++) {
-        int len = snprintf(number, sizeof number, i ? ",%lld" : "%lld", user_ids[i]);
-        if (!buf_append(&db->ids, number, (size_t)len))
+        /* Digits backwards into number: cheaper than snprintf per id. */
+        unsigned long long value = (unsigned long long)user_ids[i];
+        char *end = number + sizeof number, *p = end;
+        do {
+            *--p = (char)('0' + value % 10);
+            value /= 10;
+        } while (value > 0);
+        if (i > 0)
+            *--p = ',';
+        if (!buf_append(&db->ids, p, (size_t)(end - p)))
             goto oom;
     }
     if (!buf_append(&db->ids, "}", 1))

@@ -33,10 +33,10 @@ const struct greet_template *greet_pick_template(const struct greet_template *te
     return &greet_builtin_template;
 }
 
-const char *greet_pick_name(const struct job *job, const struct greet_prefs *prefs)
+const char *greet_pick_name(const char *job_name, const struct greet_prefs *prefs)
 {
-    if (job->has_name)
-        return job->name;
+    if (job_name != NULL)
+        return job_name;
     if (prefs != NULL && prefs->display_name != NULL && prefs->display_name[0] != '\0')
         return prefs->display_name;
     return "World";
@@ -58,7 +58,7 @@ bool greet_render(struct buf *out, const char *template_text, const char *name)
     return buf_append_str(out, rest);
 }
 
-const char *greet_message(struct buf *out, const struct job *job, const struct greet_prefs *prefs,
+const char *greet_message(struct buf *out, const char *job_name, const struct greet_prefs *prefs,
                           const struct greet_template *templates, size_t count)
 {
     const char *language = prefs ? prefs->language : "en";
@@ -66,7 +66,7 @@ const char *greet_message(struct buf *out, const struct job *job, const struct g
     const struct greet_template *chosen =
         greet_pick_template(templates, count, language, formality);
 
-    if (!greet_render(out, chosen->text, greet_pick_name(job, prefs)))
+    if (!greet_render(out, chosen->text, greet_pick_name(job_name, prefs)))
         return NULL;
     return chosen->language;
 }

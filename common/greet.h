@@ -8,7 +8,6 @@
 #define GREET_GREET_H
 
 #include "buf.h"
-#include "job.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,15 +33,15 @@ const struct greet_template *greet_pick_template(const struct greet_template *te
                                                  size_t count, const char *language,
                                                  const char *formality);
 
-/* The name the rule picks. */
-const char *greet_pick_name(const struct job *job, const struct greet_prefs *prefs);
+/* The name the rule picks; job_name NULL when the job has none. */
+const char *greet_pick_name(const char *job_name, const struct greet_prefs *prefs);
 
 /* Appends template_text with every "{name}" replaced by name. */
 bool greet_render(struct buf *out, const char *template_text, const char *name);
 
 /* The whole rule: appends the message to out and returns the language of
  * the template used (the language the message is written in). */
-const char *greet_message(struct buf *out, const struct job *job, const struct greet_prefs *prefs,
+const char *greet_message(struct buf *out, const char *job_name, const struct greet_prefs *prefs,
                           const struct greet_template *templates, size_t count);
 
 #endif

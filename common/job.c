@@ -1,6 +1,8 @@
 /* job.c - greet job decoding and validation; see job.h. */
 #include "job.h"
 
+#include "utf8.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,54 +22,6 @@ const char *job_status_code(enum job_status status)
     return "invalid_job";
 }
 
-/* Length of the UTF-8 sequence starting with lead byte c, 0 if c cannot
- * start one.  Overlong forms, surrogates and values past U+10FFFF are
- * rejected by the range checks in utf8_next. */
-static unsigned utf8_length(unsigned char c)
-{
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return 2;
-    if (c >= 0xe0 && c <= 0xef)
-        return 3;
-    if (c >= 0xf0 && c <= 0xf4)
-        return 4;
-    return 0;
-}
-
-/* Decodes one code point at s (len bytes left); returns its byte length,
- * 0 when the bytes are not valid UTF-8. */
-static unsigned utf8_next(const unsigned char *s, size_t len, unsigned long *code_point)
-{
-    unsigned n = utf8_length(s[0]);
-    unsigned long cp;
-
-    if (n == 0 || n > len)
-        return 0;
-    if (n == 1) {
-        *code_point = s[0];
-        return 1;
-    }
-    cp = s[0] & (0x7f >> n);
-    for (unsigned i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    *code_point = cp;
-    return n;
-}
-
-/* Unicode's control characters (general category Cc): C0, DEL and C1. */
-static bool is_control(unsigned long cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
 const char *job_check_text(const char *text, size_t len, size_t max_chars)
 {
     const unsigned char *s = (const unsigned char *)text;
@@ -80,7 +34,7 @@ const char *job_check_text(const char *text, size_t len, size_t max_chars)
         unsigned n = utf8_next(s, len, &cp);
         if (n == 0)
             return "is not valid UTF-8";
-        if (is_control(cp))
+        if (utf8_is_control(cp))
             return "contains a control character";
         chars++;
         s += n;

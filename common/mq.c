@@ -26,6 +26,7 @@ struct mq {
     amqp_connection_state_t conn;
     int heartbeat; /* negotiated, seconds */
     double last_input;
+    bool input_seen; /* a frame arrived since the last heartbeat check */
     bool consuming;
     bool cancelling; /* basic.cancel sent, cancel-ok not yet seen */
     struct mq_shortstr consumer_tag;
@@ -644,7 +645,7 @@ int mq_next_event(struct mq *mq, struct mq_event *event, char *err, size_t errle
             set_error(err, errlen, "broker connection", amqp_error_string2(status));
             return -1;
         }
-        mq->last_input = clock_now();
+        mq->input_seen = true;
 
         switch (frame.frame_type) {
         case AMQP_FRAME_METHOD: {
@@ -692,8 +693,14 @@ void mq_saw_input(struct mq *mq, double now)
     mq->last_input = now;
 }
 
-bool mq_heartbeat_ok(const struct mq *mq, double now)
+bool mq_heartbeat_ok(struct mq *mq, double now)
 {
+    /* Frames are counted here, with the caller's clock, rather than with
+     * a clock read per frame. */
+    if (mq->input_seen) {
+        mq->last_input = now;
+        mq->input_seen = false;
+    }
     return mq->heartbeat == 0 || now - mq->last_input <= 2.0 * mq->heartbeat;
 }
 

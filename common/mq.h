@@ -126,7 +126,7 @@ bool mq_cancel_settled(const struct mq *mq);
  * broker's heartbeats counted. */
 void mq_saw_input(struct mq *mq, double now);
 /* false when the broker has been silent for two heartbeat intervals. */
-bool mq_heartbeat_ok(const struct mq *mq, double now);
+bool mq_heartbeat_ok(struct mq *mq, double now);
 /* true when frames wait in the library (read during a publish or an RPC)
  * that poll(2) cannot see: the caller must not sleep then. */
 bool mq_has_buffered(const struct mq *mq);

@@ -46,12 +46,18 @@ struct slot {
     enum slot_state state;
     bool poison;
     bool acked_early; /* fault injection only */
+    bool has_user_id, has_name, has_correlation;
     unsigned confirms_pending;
     uint64_t tag;
     long long delivery_count;
-    struct job job;
-    struct mq_shortstr correlation_id;
-    struct mq_shortstr reply_to; /* resolved: never empty */
+    long long user_id;
+    /* What the reply needs, NUL-terminated one after another: the job_id
+     * ("" when none could be read), the name, the reply queue (resolved,
+     * never empty), the correlation id (binary-safe, correlation_len
+     * bytes).  A few dozen bytes where fixed arrays took 1.9 KB a slot. */
+    struct buf text;
+    unsigned short name_at, reply_to_at, correlation_at;
+    unsigned char correlation_len;
     /* SLOT_SUSPECT: the delivery as it came, owned by the slot. */
     struct mq_message *held;
     struct buf held_body;
@@ -87,6 +93,7 @@ struct worker {
     const char *fault_crash_job;
     bool fault_ack_early;
 
+    struct job job; /* the delivery being decoded */
     struct buf message, reply;
     struct backoff mq_backoff, db_backoff;
     double mq_retry_at, db_retry_at, lookup_retry_at;
@@ -220,21 +227,58 @@ static bool publish_for(struct worker *w, unsigned slot_index, const char *routi
     return true;
 }
 
-/* The job's correlation id: its correlation_id property, else its job_id,
- * else its message_id property. */
-static void pick_correlation(const struct mq_message *m, const struct job *job,
-                             struct mq_shortstr *out)
+static const char *slot_job_id(const struct slot *slot)
 {
-    if (m->correlation_id.present)
-        *out = m->correlation_id;
-    else if (job->job_id[0] != '\0' && strlen(job->job_id) <= MQ_SHORTSTR_MAX) {
-        out->present = true;
-        out->len = (unsigned char)strlen(job->job_id);
-        memcpy(out->data, job->job_id, (size_t)out->len + 1);
-    } else if (m->message_id.present)
-        *out = m->message_id;
-    else
-        out->present = false;
+    return slot->text.data;
+}
+
+static const char *slot_name(const struct slot *slot)
+{
+    return slot->has_name ? slot->text.data + slot->name_at : NULL;
+}
+
+static const char *slot_reply_to(const struct slot *slot)
+{
+    return slot->text.data + slot->reply_to_at;
+}
+
+static bool append_field(struct buf *text, unsigned short *at, const char *value, size_t len)
+{
+    *at = (unsigned short)text->len;
+    return buf_append(text, value, len) && buf_append(text, "", 1);
+}
+
+/* Keeps what the reply needs.  The correlation id is the job's
+ * correlation_id property, else its job_id, else its message_id. */
+static bool slot_store(struct slot *slot, const struct job *job, const struct mq_message *m,
+                       const char *reply_to)
+{
+    unsigned short job_id_at;
+    const char *correlation = NULL;
+    size_t correlation_len = 0;
+
+    if (m->correlation_id.present) {
+        correlation = m->correlation_id.data;
+        correlation_len = m->correlation_id.len;
+    } else if (job->job_id[0] != '\0' && strlen(job->job_id) <= MQ_SHORTSTR_MAX) {
+        correlation = job->job_id;
+        correlation_len = strlen(job->job_id);
+    } else if (m->message_id.present) {
+        correlation = m->message_id.data;
+        correlation_len = m->message_id.len;
+    }
+    buf_reset(&slot->text);
+    slot->has_user_id = job->has_user_id;
+    slot->user_id = job->user_id;
+    slot->has_name = job->has_name;
+    slot->has_correlation = correlation != NULL;
+    slot->correlation_len = (unsigned char)correlation_len;
+    return append_field(&slot->text, &job_id_at, job->job_id, strlen(job->job_id)) &&
+           append_field(&slot->text, &slot->name_at, job->name,
+                        job->has_name ? strlen(job->name) : 0) &&
+           append_field(&slot->text, &slot->reply_to_at, reply_to, strlen(reply_to)) &&
+           append_field(&slot->text, &slot->correlation_at, correlation ? correlation : "",
+                        correlation_len);
 }
 
 /* A permanent failure: an error reply (to the job's reply queue) and the
@@ -251,29 +295,29 @@ static void publish_poison(struct worker *w, unsigned slot_index, const struct m
     slot->poison = true;
     slot->state = SLOT_WAIT_CONFIRM;
     log_begin(&line, LOG_WARN, "job.poison");
-    log_str(&line, "job_id", slot->job.job_id[0] ? slot->job.job_id : NULL);
+    log_str(&line, "job_id", slot_job_id(slot)[0] ? slot_job_id(slot) : NULL);
     log_str(&line, "error", code);
     log_str(&line, "detail", detail);
     log_int(&line, "delivery_tag", (long long)slot->tag);
     log_end(&line);
 
-    if (!reply_encode_error(&w->reply, slot->job.job_id, code, detail)) {
+    if (!reply_encode_error(&w->reply, slot_job_id(slot), code, detail)) {
         broker_lost(w, "out of memory encoding an error reply");
         return;
     }
     reply_props.content_type = CONTENT_TYPE_JSON;
-    if (slot->job.job_id[0] != '\0') {
-        reply_props.message_id = slot->job.job_id;
-        reply_props.message_id_len = strlen(slot->job.job_id);
+    if (slot_job_id(slot)[0] != '\0') {
+        reply_props.message_id = slot_job_id(slot);
+        reply_props.message_id_len = strlen(slot_job_id(slot));
     } else if (m->message_id.present) {
         reply_props.message_id = m->message_id.data;
         reply_props.message_id_len = m->message_id.len;
     }
-    if (slot->correlation_id.present) {
-        reply_props.correlation_id = slot->correlation_id.data;
-        reply_props.correlation_id_len = slot->correlation_id.len;
+    if (slot->has_correlation) {
+        reply_props.correlation_id = slot->text.data + slot->correlation_at;
+        reply_props.correlation_id_len = slot->correlation_len;
     }
-    if (!publish_for(w, slot_index, slot->reply_to.data, &reply_props, w->reply.data, w->reply.len))
+    if (!publish_for(w, slot_index, slot_reply_to(slot), &reply_props, w->reply.data, w->reply.len))
         return;
 
     /* The dead copy keeps the job's own properties. */
@@ -315,35 +359,32 @@ static void fault_check_crash(const struct worker *w, const char *job_id)
 static void process_delivery(struct worker *w, unsigned slot_index, const struct mq_message *m)
 {
     struct slot *slot = &w->slots[slot_index];
+    const char *reply_to = w->cfg->reply_queue;
     char detail[256];
     enum job_status status;
 
-    status = job_decode(m->body, m->body_len, &slot->job, detail, sizeof detail);
-    pick_correlation(m, &slot->job, &slot->correlation_id);
-    if (m->reply_to.present && m->reply_to.len > 0) {
-        slot->reply_to = m->reply_to;
-    } else {
-        slot->reply_to.present = true;
-        slot->reply_to.len = (unsigned char)strlen(w->cfg->reply_queue);
-        memcpy(slot->reply_to.data, w->cfg->reply_queue, slot->reply_to.len + 1u);
-    }
+    status = job_decode(m->body, m->body_len, &w->job, detail, sizeof detail);
+    if (m->reply_to.present && m->reply_to.len > 0)
+        reply_to = m->reply_to.data;
     /* A reply into the jobs or dead queue would come back as a job or
      * pass for a dead one: refuse it, and answer on the default queue. */
-    if (strcmp(slot->reply_to.data, w->cfg->jobs_queue) == 0 ||
-        strcmp(slot->reply_to.data, w->cfg->dead_queue) == 0) {
+    if (strcmp(reply_to, w->cfg->jobs_queue) == 0 || strcmp(reply_to, w->cfg->dead_queue) == 0) {
         if (status == JOB_OK) {
             status = JOB_INVALID_JOB;
             snprintf(detail, sizeof detail, "reply_to must not name the jobs or dead-letter queue");
         }
-        slot->reply_to.len = (unsigned char)strlen(w->cfg->reply_queue);
-        memcpy(slot->reply_to.data, w->cfg->reply_queue, slot->reply_to.len + 1u);
+        reply_to = w->cfg->reply_queue;
+    }
+    if (!slot_store(slot, &w->job, m, reply_to)) {
+        broker_lost(w, "out of memory keeping a job");
+        return;
     }
 
     if (status != JOB_OK) {
         publish_poison(w, slot_index, m, status, detail);
         return;
     }
-    fault_check_crash(w, slot->job.job_id);
+    fault_check_crash(w, slot_job_id(slot));
     slot->state = SLOT_WAIT_LOOKUP;
 }
 
@@ -412,7 +453,7 @@ static void slot_confirmed(struct worker *w, struct slot *slot)
     if (log_enabled(LOG_DEBUG)) {
         struct log_line line;
         log_begin(&line, LOG_DEBUG, slot->poison ? "job.dead" : "job.ok");
-        log_str(&line, "job_id", slot->job.job_id);
+        log_str(&line, "job_id", slot_job_id(slot));
         log_end(&line);
     }
 }
@@ -692,8 +733,8 @@ static void start_lookup(struct worker *w, double now)
             if (slot->state == SLOT_WAIT_LOOKUP) {
                 slot->state = SLOT_IN_LOOKUP;
                 batch = 1;
-                if (slot->job.has_user_id)
-                    w->lookup_ids[ids++] = slot->job.user_id;
+                if (slot->has_user_id)
+                    w->lookup_ids[ids++] = slot->user_id;
                 break;
             }
         }
@@ -707,8 +748,8 @@ static void start_lookup(struct worker *w, double now)
                 continue;
             slot->state = SLOT_IN_LOOKUP;
             batch++;
-            if (slot->job.has_user_id)
-                w->lookup_ids[ids++] = slot->job.user_id;
+            if (slot->has_user_id)
+                w->lookup_ids[ids++] = slot->user_id;
             if (!fault_ack_now(w, slot))
                 return;
         }
@@ -748,21 +789,23 @@ static void on_lookup_result(struct worker *w)
         if (slot->state != SLOT_IN_LOOKUP)
             continue;
         w->in_lookup--;
-        prefs = slot->job.has_user_id ? db_result_prefs(w->db, slot->job.user_id) : NULL;
+        prefs = slot->has_user_id ? db_result_prefs(w->db, slot->user_id) : NULL;
         buf_reset(&w->message);
-        language = greet_message(&w->message, &slot->job, prefs, templates, n_templates);
+        language = greet_message(&w->message, slot_name(slot), prefs, templates, n_templates);
         if (language == NULL ||
-            !reply_encode_ok(&w->reply, slot->job.job_id, w->message.data, language)) {
+            !reply_encode_ok(&w->reply, slot_job_id(slot), w->message.data, language)) {
             broker_lost(w, "out of memory encoding a reply");
             break;
         }
         props.content_type = CONTENT_TYPE_JSON;
-        props.message_id = slot->job.job_id;
-        props.message_id_len = strlen(slot->job.job_id);
-        props.correlation_id = slot->correlation_id.data;
-        props.correlation_id_len = slot->correlation_id.len;
+        props.message_id = slot_job_id(slot);
+        props.message_id_len = strlen(slot_job_id(slot));
+        if (slot->has_correlation) {
+            props.correlation_id = slot->text.data + slot->correlation_at;
+            props.correlation_id_len = slot->correlation_len;
+        }
         slot->state = SLOT_WAIT_CONFIRM;
-        if (!publish_for(w, index, slot->reply_to.data, &props, w->reply.data, w->reply.len))
+        if (!publish_for(w, index, slot_reply_to(slot), &props, w->reply.data, w->reply.len))
             break;
     }
     w->in_lookup = 0;
@@ -890,6 +933,7 @@ static void teardown(struct worker *w)
     for (unsigned i = 0; w->slots && i < w->cap; i++) {
         free(w->slots[i].held);
         buf_free(&w->slots[i].held_body);
+        buf_free(&w->slots[i].text);
     }
     db_free(w->db);
     free(w->slots);

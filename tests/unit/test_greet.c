@@ -85,16 +85,11 @@ static const struct greet_case cases[] = {
 START_TEST(test_rule)
 {
     const struct greet_case *c = &cases[_i];
-    struct job job = {0};
     struct buf out = {0};
     const char *language;
 
-    strcpy(job.job_id, "j");
-    if (c->job_name) {
-        job.has_name = true;
-        strcpy(job.name, c->job_name);
-    }
-    language = greet_message(&out, &job, c->has_prefs ? &c->prefs : NULL, c->set, c->set_size);
+    language =
+        greet_message(&out, c->job_name, c->has_prefs ? &c->prefs : NULL, c->set, c->set_size);
     ck_assert_ptr_nonnull(language);
     ck_assert_msg(strcmp(out.data, c->message) == 0, "case %d: '%s', want '%s'", _i, out.data,
                   c->message);

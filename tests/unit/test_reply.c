@@ -2,6 +2,9 @@
 #include "reply.h"
 #include "suites.h"
 
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -68,11 +71,48 @@ START_TEST(test_reuse_and_determinism)
 }
 END_TEST
 
-START_TEST(test_invalid_utf8_is_refused)
+/* The encoder against jansson's own compact dump, for strings with every
+ * kind of character: the bytes must be the same. */
+static const char *const strings[] = {
+    "",       "plain",  "q\"uote",      "back\\slash", "a/b",          "tab\there",
+    "nl\nx",  "\b\f\r", "\x01\x1f\x7f", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+    "{name}",
+};
+
+START_TEST(test_matches_jansson)
 {
     struct buf out = {0};
+    json_t *expected = json_pack("{s:s, s:s, s:s, s:s}", "job_id", strings[_i], "status", "ok",
+                                 "message", strings[_i], "language", "en");
+    char *text = json_dumps(expected, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
-    ck_assert(!reply_encode_ok(&out, "j", "\xff", "en"));
+    ck_assert(reply_encode_ok(&out, strings[_i], strings[_i], "en"));
+    ck_assert_str_eq(out.data, text);
+    free(text);
+    json_decref(expected);
+    buf_free(&out);
+}
+END_TEST
+
+static const struct {
+    const char *input;
+    const char *expected; /* the JSON string as encoded */
+} invalid[] = {
+    {"\xff", "\"\xef\xbf\xbd\""},
+    {"a\xc3", "\"a\xef\xbf\xbd\""},
+    {"\xed\xa0\x80z", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\""},
+};
+
+START_TEST(test_invalid_utf8_becomes_replacement)
+{
+    struct buf out = {0};
+    char expected[128];
+
+    snprintf(expected, sizeof expected,
+             "{\"job_id\":\"j\",\"status\":\"ok\",\"message\":%s,\"language\":\"en\"}",
+             invalid[_i].expected);
+    ck_assert(reply_encode_ok(&out, "j", invalid[_i].input, "en"));
+    ck_assert_str_eq(out.data, expected);
     buf_free(&out);
 }
 END_TEST
@@ -85,7 +125,9 @@ Suite *reply_suite(void)
     tcase_add_loop_test(tc, test_ok, 0, sizeof oks / sizeof oks[0]);
     tcase_add_loop_test(tc, test_error, 0, sizeof errors / sizeof errors[0]);
     tcase_add_test(tc, test_reuse_and_determinism);
-    tcase_add_test(tc, test_invalid_utf8_is_refused);
+    tcase_add_loop_test(tc, test_matches_jansson, 0, sizeof strings / sizeof strings[0]);
+    tcase_add_loop_test(tc, test_invalid_utf8_becomes_replacement, 0,
+                        sizeof invalid / sizeof invalid[0]);
     suite_add_tcase(s, tc);
     return s;
 }
