@@ -44,7 +44,7 @@ CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
 
 # Pure logic first, then the adapters around librabbitmq and libpq.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
-             common/clock.c common/backoff.c common/mq.c common/db.c
+             common/clock.c common/backoff.c common/signals.c common/mq.c common/db.c
 WORKER_SRC   = worker/main.c worker/worker.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c

@@ -356,6 +356,30 @@ enum config_status config_load(struct config *cfg, enum config_program program, 
     return validate(cfg, err, errlen) ? CONFIG_OK : CONFIG_ERROR;
 }
 
+int config_startup(struct config *cfg, enum config_program program, const char *name, const char *summary,
+                   int argc, char **argv)
+{
+    char err[512];
+
+    switch (config_load(cfg, program, argc, argv, getenv, err, sizeof err)) {
+    case CONFIG_OK:
+        return -1;
+    case CONFIG_HELP:
+        config_usage(stdout, program, name, summary);
+        config_free(cfg);
+        return 0;
+    case CONFIG_VERSION:
+        printf("%s %s\n", name, GREET_VERSION);
+        config_free(cfg);
+        return 0;
+    case CONFIG_ERROR:
+        break;
+    }
+    fprintf(stderr, "%s: %s\n", name, err);
+    config_free(cfg);
+    return 2;
+}
+
 void config_free(struct config *cfg)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "producer.h"
+#include "signals.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -42,31 +43,15 @@ static const char *check_modes(const struct config *cfg)
 int main(int argc, char **argv)
 {
     struct config cfg;
-    char err[512];
     const char *conflict;
-    struct sigaction sa;
-    int status;
+    int status = config_startup(&cfg, PROGRAM_PRODUCER, "greet-producer",
+                                "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
+                                "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
+                                "Without --file or --count, sends one job and prints its job_id.",
+                                argc, argv);
 
-    switch (config_load(&cfg, PROGRAM_PRODUCER, argc, argv, getenv, err, sizeof err)) {
-    case CONFIG_HELP:
-        config_usage(
-            stdout, PROGRAM_PRODUCER, "greet-producer",
-            "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
-            "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
-            "Without --file or --count, sends one job and prints its job_id.");
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_VERSION:
-        printf("greet-producer %s\n", GREET_VERSION);
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_ERROR:
-        fprintf(stderr, "greet-producer: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    case CONFIG_OK:
-        break;
-    }
+    if (status >= 0)
+        return status;
     if ((conflict = check_modes(&cfg)) != NULL) {
         fprintf(stderr, "greet-producer: %s\n", conflict);
         config_free(&cfg);
@@ -75,15 +60,7 @@ int main(int argc, char **argv)
     /* stdout carries replies (--wait) or the job_id: logs go to stderr. */
     log_init("greet-producer", LOG_WARN);
     log_set_fd(STDERR_FILENO);
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-
+    signals_install(on_signal);
     status = producer_run(&cfg, &stop_requested);
     config_free(&cfg);
     return status;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "mq.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -216,38 +217,16 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct subscriber s = {0};
-    struct sigaction sa;
-    char err[512];
-    int status;
+    int status = config_startup(&cfg, PROGRAM_REPLIES, "greet-replies",
+                                "Print the replies of a reply queue as JSON lines, acking each once it is "
+                                "written.",
+                                argc, argv);
 
-    switch (config_load(&cfg, PROGRAM_REPLIES, argc, argv, getenv, err, sizeof err)) {
-    case CONFIG_HELP:
-        config_usage(
-            stdout, PROGRAM_REPLIES, "greet-replies",
-            "Print the replies of a reply queue as JSON lines, acking each once it is written.");
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_VERSION:
-        printf("greet-replies %s\n", GREET_VERSION);
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_ERROR:
-        fprintf(stderr, "greet-replies: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    case CONFIG_OK:
-        break;
-    }
+    if (status >= 0)
+        return status;
     log_init("greet-replies", LOG_WARN);
     log_set_fd(STDERR_FILENO);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-
+    signals_install(on_signal);
     s.cfg = &cfg;
     s.seen = json_object();
     status = s.seen ? run(&s) : 1;

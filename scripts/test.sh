@@ -12,7 +12,7 @@ deps_ensure $GREET_BUILD_PACKAGES $GREET_SERVER_PACKAGES $GREET_TEST_PACKAGES ||
 echo "== build (sanitizers)"
 make -s SANITIZE=1 all tools build/asan/tests/unit-tests || exit 1
 echo "== build (release, warnings as errors in CI)"
-make -s all || exit 1
+make -s all tools || exit 1
 if [ -z "${SKIP_FAULTS:-}" ]; then
     echo "== build (sanitizers + fault injection, for the fault suite)"
     make -s FAULT_INJECTION=1 all tools || exit 1
@@ -54,6 +54,20 @@ run_suite() { # run_suite NAME BUILD-DIR SCRIPT
 run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/integration/run.sh
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh
+fi
+
+# The benchmark in miniature, so that it cannot rot: its figures are
+# printed, never judged (shared machines are noisy); it passes when it
+# measured something.
+echo "== benchmark smoke run"
+if BENCH_SMOKE=1 bench/run.sh 2>&1 | tail -n 8 && json=$(ls -t bench/results/bench-*.json | head -n 1) &&
+    jq -e '.rows[0] | .baseline_jobs_per_s > 0 and .worker1_jobs_per_s > 0 and .worker2_jobs_per_s > 0
+           and .worker1_peak_rss_kib > 0 and .latency_ms_at_1000.p99 > 0' "$json" >/dev/null; then
+    echo "ok - benchmark smoke run measured throughput, memory and latency"
+    count 1 0
+else
+    echo "not ok - benchmark smoke run"
+    count 0 1
 fi
 
 echo "== format check"

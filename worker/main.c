@@ -2,6 +2,7 @@
  * confirmed the reply.  Parse config, set up signals, run the loop. */
 #include "config.h"
 #include "log.h"
+#include "signals.h"
 #include "worker.h"
 
 #include <fcntl.h>
@@ -28,23 +29,15 @@ static void on_signal(int signo)
     }
 }
 
-static int setup_signals(void)
+/* The handler's self-pipe: poll(2) wakes the moment a signal comes. */
+static int setup_wake_pipe(void)
 {
-    struct sigaction sa;
-
     if (pipe(wake_pipe) != 0)
         return -1;
     for (int i = 0; i < 2; i++) {
         fcntl(wake_pipe[i], F_SETFL, O_NONBLOCK);
         fcntl(wake_pipe[i], F_SETFD, FD_CLOEXEC);
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
     return 0;
 }
 
@@ -52,35 +45,22 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct worker_stats stats = {0};
-    char err[512];
     enum log_level level = LOG_INFO;
-    int status;
+    int status = config_startup(&cfg, PROGRAM_WORKER, "greet-worker",
+                                "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, "
+                                "publish replies.",
+                                argc, argv);
 
-    switch (config_load(&cfg, PROGRAM_WORKER, argc, argv, getenv, err, sizeof err)) {
-    case CONFIG_HELP:
-        config_usage(
-            stdout, PROGRAM_WORKER, "greet-worker",
-            "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, publish replies.");
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_VERSION:
-        printf("greet-worker %s\n", GREET_VERSION);
-        config_free(&cfg);
-        return EXIT_SUCCESS;
-    case CONFIG_ERROR:
-        fprintf(stderr, "greet-worker: %s\n", err);
-        config_free(&cfg);
-        return 2;
-    case CONFIG_OK:
-        break;
-    }
+    if (status >= 0)
+        return status;
     log_level_parse(cfg.log_level, &level);
     log_init("greet-worker", level);
-    if (setup_signals() != 0) {
+    if (setup_wake_pipe() != 0) {
         fprintf(stderr, "greet-worker: cannot set up signal handling\n");
         config_free(&cfg);
         return EXIT_FAILURE;
     }
+    signals_install(on_signal);
     config_log_effective(&cfg);
     status = worker_run(&cfg, &stop_requested, wake_pipe[0], &stats);
     config_free(&cfg);
