@@ -356,8 +356,8 @@ enum config_status config_load(struct config *cfg, enum config_program program, 
     return validate(cfg, err, errlen) ? CONFIG_OK : CONFIG_ERROR;
 }
 
-int config_startup(struct config *cfg, enum config_program program, const char *name, const char *summary,
-                   int argc, char **argv)
+int config_startup(struct config *cfg, enum config_program program, const char *name,
+                   const char *summary, int argc, char **argv)
 {
     char err[512];
 

@@ -76,8 +76,8 @@ void config_free(struct config *cfg);
 /* The start of every main(): loads cfg, answers --help and --version on
  * stdout, reports bad usage on stderr.  Returns -1 when the program is to
  * run, else its exit status (0, or 2 for bad usage; cfg is then freed). */
-int config_startup(struct config *cfg, enum config_program program, const char *name, const char *summary,
-                   int argc, char **argv);
+int config_startup(struct config *cfg, enum config_program program, const char *name,
+                   const char *summary, int argc, char **argv);
 
 /* Reporting: --help text and the effective settings, secrets masked. */
 void config_usage(FILE *out, enum config_program program, const char *name, const char *summary);

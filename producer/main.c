@@ -44,11 +44,12 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     const char *conflict;
-    int status = config_startup(&cfg, PROGRAM_PRODUCER, "greet-producer",
-                                "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
-                                "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
-                                "Without --file or --count, sends one job and prints its job_id.",
-                                argc, argv);
+    int status = config_startup(
+        &cfg, PROGRAM_PRODUCER, "greet-producer",
+        "Enqueue greet jobs: one from flags, a JSON-lines --file (or - for stdin), or a\n"
+        "synthetic --count load.  Every job is confirmed by the broker before exit 0.\n"
+        "Without --file or --count, sends one job and prints its job_id.",
+        argc, argv);
 
     if (status >= 0)
         return status;

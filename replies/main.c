@@ -217,10 +217,11 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct subscriber s = {0};
-    int status = config_startup(&cfg, PROGRAM_REPLIES, "greet-replies",
-                                "Print the replies of a reply queue as JSON lines, acking each once it is "
-                                "written.",
-                                argc, argv);
+    int status =
+        config_startup(&cfg, PROGRAM_REPLIES, "greet-replies",
+                       "Print the replies of a reply queue as JSON lines, acking each once it is "
+                       "written.",
+                       argc, argv);
 
     if (status >= 0)
         return status;

@@ -46,10 +46,11 @@ int main(int argc, char **argv)
     struct config cfg;
     struct worker_stats stats = {0};
     enum log_level level = LOG_INFO;
-    int status = config_startup(&cfg, PROGRAM_WORKER, "greet-worker",
-                                "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, "
-                                "publish replies.",
-                                argc, argv);
+    int status =
+        config_startup(&cfg, PROGRAM_WORKER, "greet-worker",
+                       "Consume greet jobs from RabbitMQ, read preferences from PostgreSQL, "
+                       "publish replies.",
+                       argc, argv);
 
     if (status >= 0)
         return status;
