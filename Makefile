@@ -48,7 +48,7 @@ COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.
 WORKER_SRC   = worker/main.c worker/worker.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
-UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_log.c tests/unit/test_config.c \
+UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c tests/unit/test_config.c \
                tests/unit/test_job.c tests/unit/test_greet.c tests/unit/test_reply.c \
                tests/unit/test_backoff.c tests/unit/test_jobsource.c
 # Unit tests link the pure modules, never a main.c or a live connection.

@@ -196,6 +196,9 @@ check_eq "--wait exits 0 when every job got an ok reply" "$?" 0
 check_eq "one reply line per job" "$(jq -s 'map(select(.status == "ok")) | length' "$WORK/load.out")" 300
 check_match "summary line gives jobs and jobs/s" "$(tail -n 1 "$WORK/load.err")" \
     '300 jobs confirmed in [0-9.]+ s \([0-9]+ jobs/s\)'
+"$BIN/greet-producer" --count 200 --users 12 --progress >/dev/null 2>"$WORK/progress.err"
+check "--progress shows count and rate on stderr" grep -q 'sent 200/200, confirmed 200 ([0-9]* jobs/s)' \
+    "$WORK/progress.err"
 send_raw '{"job_id":"w-1"}' '{"job_id":"w-2","user_id":-1}' >/dev/null
 check_eq "--wait exits 1 when a reply is an error" "$?" 1
 GREET_JOBS_QUEUE=test.unserved "$BIN/greet-producer" --wait --timeout 1 >/dev/null 2>"$WORK/timeout.err"

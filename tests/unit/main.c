@@ -8,6 +8,7 @@ int main(void)
     SRunner *runner = srunner_create(buf_suite());
     int failed;
 
+    srunner_add_suite(runner, utf8_suite());
     srunner_add_suite(runner, log_suite());
     srunner_add_suite(runner, config_suite());
     srunner_add_suite(runner, job_suite());

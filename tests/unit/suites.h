@@ -5,6 +5,7 @@
 #include <check.h>
 
 Suite *buf_suite(void);
+Suite *utf8_suite(void);
 Suite *log_suite(void);
 Suite *config_suite(void);
 Suite *job_suite(void);
