@@ -4,21 +4,9 @@
 #include "producer.h"
 #include "signals.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int signo)
-{
-    (void)signo;
-    if (stop_requested)
-        _exit(EXIT_FAILURE);
-    stop_requested = 1;
-}
 
 /* Flags that only make sense together, checked before connecting. */
 static const char *check_modes(const struct config *cfg)
@@ -61,8 +49,8 @@ int main(int argc, char **argv)
     /* stdout carries replies (--wait) or the job_id: logs go to stderr. */
     log_init("greet-producer", LOG_WARN);
     log_set_fd(STDERR_FILENO);
-    signals_install(on_signal);
-    status = producer_run(&cfg, &stop_requested);
+    signals_install(false /* no wake pipe */);
+    status = producer_run(&cfg, &signals_stop);
     config_free(&cfg);
     return status;
 }

@@ -16,22 +16,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int signo)
-{
-    (void)signo;
-    if (stop_requested)
-        _exit(EXIT_FAILURE);
-    stop_requested = 1;
-}
 
 static void set_shortstr(json_t *obj, const char *key, const struct mq_shortstr *value)
 {
@@ -141,7 +130,7 @@ static int run(struct subscriber *s)
         return 1;
     }
 
-    while (!stop_requested && (cfg->count == 0 || s->printed < (unsigned long long)cfg->count)) {
+    while (!signals_stop && (cfg->count == 0 || s->printed < (unsigned long long)cfg->count)) {
         struct pollfd pfd;
         double now = clock_now();
         int got = 0, ready;
@@ -227,7 +216,7 @@ int main(int argc, char **argv)
         return status;
     log_init("greet-replies", LOG_WARN);
     log_set_fd(STDERR_FILENO);
-    signals_install(on_signal);
+    signals_install(false /* no wake pipe */);
     s.cfg = &cfg;
     s.seen = json_object();
     status = s.seen ? run(&s) : 1;
