@@ -646,13 +646,17 @@ static void ensure_db(struct worker *w, double now)
 }
 
 /* The next suspect to run alone, or -1: none, or other work still in
- * hand.  Lowest delivery count first -- the job that crashed every
- * worker holding it has the highest -- and ties drawn at random, so a
- * crash-looping job cannot keep the same innocents behind it. */
+ * hand.  Drawn at random among the suspects held: each crash sends back
+ * the crashing job with whatever suspects were still waiting, and a
+ * random order lets every innocent one go first with even odds or better
+ * each round, so none stays stuck behind the crasher until the delivery
+ * limit.  (Lowest delivery count first was tried: counts also grow with
+ * returns the crasher does not share, and the fault suite caught an
+ * innocent counted ahead of the crasher, run after it every time.) */
 static int next_suspect(struct worker *w)
 {
-    int best = -1;
-    unsigned ties = 0;
+    int chosen = -1;
+    unsigned seen = 0;
 
     for (unsigned i = 0; i < w->count; i++) {
         struct slot *slot = slot_at(w, i);
@@ -660,15 +664,12 @@ static int next_suspect(struct worker *w)
             continue;
         if (slot->state != SLOT_SUSPECT)
             return -1; /* finish (and ack) everything else first */
-        if (best < 0 || slot->delivery_count < w->slots[best].delivery_count) {
-            best = (int)((w->head + i) % w->cap);
-            ties = 1;
-        } else if (slot->delivery_count == w->slots[best].delivery_count &&
-                   backoff_random(&w->random) * ++ties < 1.0) {
-            best = (int)((w->head + i) % w->cap);
-        }
+        /* Reservoir sampling: the i-th suspect replaces the pick with
+         * probability 1/i, which leaves each equally likely. */
+        if (backoff_random(&w->random) * ++seen < 1.0)
+            chosen = (int)((w->head + i) % w->cap);
     }
-    return best;
+    return chosen;
 }
 
 static void run_suspect(struct worker *w, unsigned index)
@@ -689,6 +690,8 @@ static void run_suspect(struct worker *w, unsigned index)
     }
 
     log_begin(&line, LOG_INFO, "suspect.run");
+    log_strn(&line, "message_id", m->message_id.present ? m->message_id.data : NULL,
+             m->message_id.len);
     log_int(&line, "delivery_tag", (long long)slot->tag);
     log_int(&line, "delivery_count", slot->delivery_count);
     log_int(&line, "suspects_left", w->suspects - 1);
