@@ -31,11 +31,7 @@ cleanup() {
     stop_workers
     [ -n "$COLLECTOR" ] && kill -TERM "$COLLECTOR" 2>/dev/null
     servers_stop
-    if [ "$TESTS_FAILED" = 0 ] && [ -z "${KEEP_WORK:-}" ]; then
-        rm -rf "$WORK"
-    else
-        echo "logs kept in $WORK"
-    fi
+    finish_workdir "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -155,8 +151,7 @@ scenario_end() {
     echo "$verdict"
     head -n 5 "$SC/check.err"
     check_eq "$SC_NAME: nothing lost, no innocent dead, duplicates only as redeliveries" "$status" 0
-    check "$SC_NAME: no sanitizer report" \
-        bash -c "! grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$SC'/*.log '$SC'/*.err"
+    check "$SC_NAME: no sanitizer report" no_sanitizer_report "$SC"/*.log "$SC"/*.err
 }
 
 echo "# starting RabbitMQ and PostgreSQL in $WORK"

@@ -19,19 +19,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export GREET_HEARTBEAT=5 GREET_STATS_INTERVAL=0
 
 cleanup() {
-    local pid
-    for pid in "${WORKER_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${WORKER_PIDS[@]}"; do
-        wait "$pid" 2>/dev/null
-    done
+    stop_pids "${WORKER_PIDS[@]}"
     servers_stop
-    if [ "$TESTS_FAILED" = 0 ] && [ -z "${KEEP_WORK:-}" ]; then
-        rm -rf "$WORK"
-    else
-        echo "logs kept in $WORK"
-    fi
+    finish_workdir "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -299,14 +289,8 @@ else
 fi
 
 echo "# sanitizers"
-for pid in "${WORKER_PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null
-done
-for pid in "${WORKER_PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-done
+stop_pids "${WORKER_PIDS[@]}"
 WORKER_PIDS=()
-check "no sanitizer report in any log" \
-    bash -c "! grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$WORK'/*.log '$WORK'/*.err"
+check "no sanitizer report in any log" no_sanitizer_report "$WORK"/*.log "$WORK"/*.err
 
 tests_summary

@@ -69,3 +69,25 @@ tests_summary() {
     echo "$TESTS_PASSED passed, $TESTS_FAILED failed"
     [ "$TESTS_FAILED" = 0 ]
 }
+
+# stop_pids PID...: SIGTERM each, then wait for each (our own children).
+stop_pids() {
+    local pid
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null; done
+}
+
+# finish_workdir DIR: removed after a clean run, kept (and named) when a
+# test failed or KEEP_WORK is set.
+finish_workdir() {
+    if [ "$TESTS_FAILED" = 0 ] && [ -z "${KEEP_WORK:-}" ]; then
+        rm -rf "$1"
+    else
+        echo "logs kept in $1"
+    fi
+}
+
+# no_sanitizer_report FILE...: true when no ASan/LSan/UBSan report is in them.
+no_sanitizer_report() {
+    ! grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$@" 2>/dev/null
+}
