@@ -5,9 +5,8 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 CC       ?= cc
-CFLAGS   ?= -O2 -g
+AR       ?= ar
 PKG_CONFIG ?= pkg-config
-PKGS      = librabbitmq jansson libpq
 
 WARNINGS  = -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
             -Wno-missing-field-initializers
@@ -15,112 +14,132 @@ ifneq ($(CI),)
 WARNINGS += -Werror
 endif
 
-# The sanitizer build lives beside the normal one so both can exist at
-# once; the test suite runs it (`make test` uses SANITIZE=1).  The fault
-# suite's build adds the fault-injection hooks (GREET_FAULT_* variables),
-# which no other build contains.
+# Three builds side by side, each in its own directory: release (bin/),
+# the sanitizer build the test suite runs (build/asan/), and the fault
+# suite's, which adds the fault-injection hooks (GREET_FAULT_* variables)
+# that no other build contains.  CFLAGS from the environment or the
+# command line wins over each build's default optimisation.
 SANITIZERS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ifeq ($(FAULT_INJECTION),1)
-BUILD     = build/faults
-SAN_FLAGS = $(SANITIZERS) -DGREET_FAULT_INJECTION
-CFLAGS    = -O1 -g
-BIN       = build/faults/bin
+BUILD          = build/faults
+BUILD_CFLAGS   = -O1 -g
+BUILD_FLAGS    = $(SANITIZERS) -DGREET_FAULT_INJECTION
+BIN            = build/faults/bin
 else ifeq ($(SANITIZE),1)
-BUILD     = build/asan
-SAN_FLAGS = $(SANITIZERS)
-CFLAGS    = -O1 -g
-BIN       = build/asan/bin
+BUILD          = build/asan
+BUILD_CFLAGS   = -O1 -g
+BUILD_FLAGS    = $(SANITIZERS)
+BIN            = build/asan/bin
 else
-BUILD     = build/release
-SAN_FLAGS =
-BIN       = bin
+BUILD          = build/release
+BUILD_CFLAGS   = -O2 -g
+BUILD_FLAGS    =
+BIN            = bin
 endif
+CFLAGS ?= $(BUILD_CFLAGS)
 
 ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer \
-               $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(CPPFLAGS)
-ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(SAN_FLAGS)
-LIBS         = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm
-CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check)
+               $(shell $(PKG_CONFIG) --cflags librabbitmq jansson libpq) $(CPPFLAGS)
+ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(BUILD_FLAGS)
+pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 
-# Pure logic first, then the adapters around librabbitmq and libpq.
-COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
-             common/clock.c common/backoff.c common/signals.c common/mq.c common/db.c
+# The shared code, built once into a static library; each program links
+# only the objects (and the system libraries) it uses.  Pure logic first,
+# then the adapters around librabbitmq and libpq.
+COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
+             common/reply.c common/clock.c common/backoff.c common/signals.c \
+             common/mq.c common/db.c
 WORKER_SRC   = worker/main.c worker/worker.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
-UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c tests/unit/test_config.c \
-               tests/unit/test_job.c tests/unit/test_greet.c tests/unit/test_reply.c \
-               tests/unit/test_backoff.c tests/unit/test_jobsource.c
-# Unit tests link the pure modules, never a main.c or a live connection.
-UNIT_LINK_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c common/reply.c \
-                common/clock.c common/backoff.c producer/jobsource.c
+UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \
+               tests/unit/test_config.c tests/unit/test_job.c tests/unit/test_greet.c \
+               tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c
+TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c bench/baseline.c
+
+WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq) -lm
+PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson libpq) -lm
+REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson libpq) -lm
+TOOL_LIBS     = $(call pkg_libs,librabbitmq jansson libpq) -lm
+UNIT_LIBS     = $(call pkg_libs,check librabbitmq jansson libpq) -lm
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
+LIB      = $(BUILD)/libgreet.a
 PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
 UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
 TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/bench/baseline
 
-.PHONY: all tools bench bench-sweep test test-faults test-unit test-integration run demo clean install format format-check help sanitize
+.PHONY: all tools unit bench bench-sweep test test-faults test-unit test-integration run demo clean \
+        install format format-check help sanitize
 
 all: $(PROGRAMS)
 
-$(BIN)/greet-worker: $(call obj,$(WORKER_SRC) $(COMMON_SRC))
-$(BIN)/greet-producer: $(call obj,$(PRODUCER_SRC) $(COMMON_SRC))
-$(BIN)/greet-replies: $(call obj,$(REPLIES_SRC) $(COMMON_SRC))
-$(PROGRAMS):
+$(LIB): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+	rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c $(COMMON_SRC))
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+link = $(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(1)
 
-$(BUILD)/bench/baseline: $(call obj,bench/baseline.c $(COMMON_SRC))
+$(BIN)/greet-worker: $(call obj,$(WORKER_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
-
-$(BUILD)/tests/historycheck: $(call obj,tests/tools/historycheck.c)
+	$(call link,$(WORKER_LIBS))
+$(BIN)/greet-producer: $(call obj,$(PRODUCER_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
-
-$(UNIT_BIN): $(call obj,$(UNIT_SRC) $(UNIT_LINK_SRC))
+	$(call link,$(PRODUCER_LIBS))
+$(BIN)/greet-replies: $(call obj,$(REPLIES_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
+	$(call link,$(REPLIES_LIBS))
+$(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,$(TOOL_LIBS))
+$(BUILD)/tests/historycheck: $(call obj,tests/tools/historycheck.c) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,$(TOOL_LIBS))
+$(BUILD)/bench/baseline: $(call obj,bench/baseline.c) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,$(TOOL_LIBS))
+# Unit tests link the shared modules, never a main.c or a live connection.
+$(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,$(UNIT_LIBS))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 tools: $(TOOLS)
+unit: $(UNIT_BIN)
 
+# The ASan/UBSan build of everything, into build/asan/.
 sanitize:
-	$(MAKE) SANITIZE=1 all tools $(UNIT_BIN)
+	$(MAKE) SANITIZE=1 all tools unit
 
-# The whole suite: unit tests, then the integration tests against real
-# RabbitMQ and PostgreSQL servers started in a temp dir.  Both run the
-# sanitizer build.
+# The whole suite: unit tests, the integration and fault suites against
+# real RabbitMQ and PostgreSQL servers started in a temp dir, a benchmark
+# smoke run; sanitizer builds throughout.
 test:
 	scripts/test.sh
 
 test-unit:
-	$(MAKE) SANITIZE=1 build/asan/tests/unit-tests
+	$(MAKE) SANITIZE=1 unit
 	build/asan/tests/unit-tests
-
-test-faults:
-	$(MAKE) FAULT_INJECTION=1 all tools
-	tests/faults/run.sh
 
 test-integration:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
 
+test-faults:
+	$(MAKE) FAULT_INJECTION=1 all tools
+	tests/faults/run.sh
+
 run demo: all
 	scripts/demo.sh
 
 # Throughput and latency next to a broker-only baseline, same run
-# (bench/run.sh; BENCH_SMOKE=1 for a quick one, --sweep for the prefetch curve).
+# (bench/run.sh; BENCH_SMOKE=1 for a quick one).
 bench: all tools
 	bench/run.sh
 
@@ -133,25 +152,35 @@ install: all
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/greet/sql/
 	install -m 644 sql/sample/*.sql $(DESTDIR)$(PREFIX)/share/greet/sql/sample/
 
+# Every C file of the tree, tests, tools and benchmark included.
+FORMAT_SRC = $(sort $(wildcard common/*.[ch] worker/*.[ch] producer/*.[ch] replies/*.[ch] \
+                               tests/*/*.[ch] bench/*.[ch]))
+
 format:
-	clang-format -i $(wildcard common/*.[ch] worker/*.[ch] producer/*.[ch] replies/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(FORMAT_SRC)
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard common/*.[ch] worker/*.[ch] producer/*.[ch] replies/*.[ch] tests/unit/*.[ch])
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build bin
 
 help:
-	@echo "make              build bin/greet-worker, bin/greet-producer, bin/greet-replies"
-	@echo "make run          start local servers, workers, send sample jobs, show replies"
-	@echo "make test         the whole test suite (unit + integration, sanitizer build)"
-	@echo "make test-unit    unit tests only"
-	@echo "make test-faults  the fault suite (kills, restarts, freezes real servers)"
-	@echo "make sanitize     the ASan/UBSan build into build/asan/"
-	@echo "make bench        throughput/latency next to a broker-only baseline (a few minutes)"
-	@echo "make install      install into PREFIX (default /usr/local), honours DESTDIR"
-	@echo "make format       format the sources with .clang-format"
-	@echo "make clean        remove build output"
+	@echo "make                  build bin/greet-worker, bin/greet-producer, bin/greet-replies"
+	@echo "make run (demo)       start local servers, workers, send sample jobs, show replies"
+	@echo "make test             the whole test suite (unit, integration, faults, bench smoke)"
+	@echo "make test-unit        unit tests only (sanitizer build)"
+	@echo "make test-integration the integration suite against real servers (sanitizer build)"
+	@echo "make test-faults      the fault suite (kills, restarts, freezes real servers)"
+	@echo "make sanitize         the ASan/UBSan build of everything into build/asan/"
+	@echo "make tools            test tools and the benchmark baseline, beside the build"
+	@echo "make bench            throughput/latency next to a broker-only baseline (a few minutes)"
+	@echo "make bench-sweep      the same over prefetch 10..1000 (the README's curve)"
+	@echo "make install          install into PREFIX (default /usr/local), honours DESTDIR"
+	@echo "make format           format every C file with .clang-format"
+	@echo "make format-check     fail when a C file is not formatted"
+	@echo "make clean            remove build output"
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# Dependency files of this build only.
+-include $(patsubst %.c,$(BUILD)/%.d,$(COMMON_SRC) $(WORKER_SRC) $(PRODUCER_SRC) $(REPLIES_SRC) \
+                                      $(UNIT_SRC) $(TOOL_SRC))
