@@ -18,8 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char REPLY[] = "{\"job_id\":\"job-0000000000000000-00000\",\"status\":\"ok\",\"message\":\"Hello, "
-                            "World!\",\"language\":\"en\"}";
+static const char REPLY[] =
+    "{\"job_id\":\"job-0000000000000000-00000\",\"status\":\"ok\",\"message\":\"Hello, "
+    "World!\",\"language\":\"en\"}";
 
 struct inflight {
     uint64_t seq; /* confirm sequence number of the reply */
@@ -29,7 +30,8 @@ struct inflight {
 int main(int argc, char **argv)
 {
     const char *url = getenv("AMQP_URL");
-    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL, "baseline", 10, 10};
+    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL,
+                                   "baseline", 10, 10};
     struct inflight *ring;
     size_t head = 0, count = 0, cap;
     unsigned long long target, acked = 0;
@@ -49,8 +51,8 @@ int main(int argc, char **argv)
     log_init("baseline", LOG_ERROR);
     log_set_fd(2);
     mq = mq_connect(&settings, err, sizeof err);
-    if (ring == NULL || mq == NULL || !mq_confirm_select(mq, err, sizeof err) || !mq_qos(mq, prefetch, err, sizeof err) ||
-        !mq_consume(mq, argv[1], err, sizeof err)) {
+    if (ring == NULL || mq == NULL || !mq_confirm_select(mq, err, sizeof err) ||
+        !mq_qos(mq, prefetch, err, sizeof err) || !mq_consume(mq, argv[1], err, sizeof err)) {
         fprintf(stderr, "baseline: %s\n", err);
         return 1;
     }
@@ -71,7 +73,8 @@ int main(int argc, char **argv)
                 props.content_type = "application/json";
                 props.message_id = ev.message.message_id.data;
                 props.message_id_len = ev.message.message_id.len;
-                if (!mq_publish(mq, argv[2], &props, REPLY, sizeof REPLY - 1, true, &seq, err, sizeof err))
+                if (!mq_publish(mq, argv[2], &props, REPLY, sizeof REPLY - 1, true, &seq, err,
+                                sizeof err))
                     break;
                 ring[(head + count++) % cap] = (struct inflight){seq, ev.message.delivery_tag};
             } else if (ev.type == MQ_EVENT_CONFIRM) {

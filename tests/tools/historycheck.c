@@ -56,14 +56,17 @@ int main(int argc, char **argv)
     FILE *in;
     char *line = NULL;
     size_t cap = 0, replies = 0, duplicates = 0, mismatched = 0, lost = 0, dead = 0;
-    size_t innocents_dead = 0, poison_dead = 0, poison_unheaded = 0, crash_dead = 0, error_replies = 0;
+    size_t innocents_dead = 0, poison_dead = 0, poison_unheaded = 0, crash_dead = 0,
+           error_replies = 0;
     long jobs_left, max_duplicates;
     const char *key;
     json_t *value;
     bool pass;
 
     if (argc != 9) {
-        fprintf(stderr, "usage: historycheck NAME SENT POISON CRASH REPLIES DEAD JOBS_LEFT MAX_DUPLICATES\n");
+        fprintf(
+            stderr,
+            "usage: historycheck NAME SENT POISON CRASH REPLIES DEAD JOBS_LEFT MAX_DUPLICATES\n");
         return 2;
     }
     sent = read_ids(argv[2]);
@@ -138,7 +141,8 @@ int main(int argc, char **argv)
     fclose(in);
     free(line);
 
-    json_object_foreach(sent, key, value) {
+    json_object_foreach(sent, key, value)
+    {
         if (json_object_get(crash, key) == NULL && json_object_get(first_body, key) == NULL) {
             if (lost++ < 10)
                 fprintf(stderr, "historycheck: job %s got no reply\n", key);
@@ -151,9 +155,9 @@ int main(int argc, char **argv)
            (max_duplicates < 0 || duplicates <= (size_t)max_duplicates);
     printf("scenario %s: jobs %zu, replies %zu, lost %zu, duplicates %zu (differing %zu), dead %zu "
            "(poison %zu/%zu, crashing %zu/%zu), innocents dead %zu, jobs left %ld: %s\n",
-           argv[1], json_object_size(sent), replies, lost, duplicates, mismatched, dead, poison_dead,
-           json_object_size(poison), crash_dead, json_object_size(crash), innocents_dead, jobs_left,
-           pass ? "PASS" : "FAIL");
+           argv[1], json_object_size(sent), replies, lost, duplicates, mismatched, dead,
+           poison_dead, json_object_size(poison), crash_dead, json_object_size(crash),
+           innocents_dead, jobs_left, pass ? "PASS" : "FAIL");
     json_decref(sent);
     json_decref(poison);
     json_decref(crash);

@@ -18,7 +18,8 @@
 int main(int argc, char **argv)
 {
     const char *url = getenv("AMQP_URL");
-    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL, "mqtool", 0, 10.0};
+    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL, "mqtool",
+                                   0, 10.0};
     char err[512];
     struct mq *mq;
     int status = 0;
