@@ -38,7 +38,7 @@ BIN            = bin
 endif
 CFLAGS ?= $(BUILD_CFLAGS)
 
-ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer \
+ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer -Iworker \
                $(shell $(PKG_CONFIG) --cflags librabbitmq jansson libpq) $(CPPFLAGS)
 ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(BUILD_FLAGS)
 pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
@@ -47,14 +47,15 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 # only the objects (and the system libraries) it uses.  Pure logic first,
 # then the adapters around librabbitmq and libpq.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
-             common/reply.c common/clock.c common/backoff.c common/signals.c \
+             common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c \
              common/mq.c common/db.c
-WORKER_SRC   = worker/main.c worker/worker.c
+WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
 UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \
                tests/unit/test_config.c tests/unit/test_job.c tests/unit/test_greet.c \
-               tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c
+               tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c \
+               tests/unit/test_confirms.c tests/unit/test_ledger.c
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c bench/baseline.c
 
 WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq) -lm
@@ -102,7 +103,7 @@ $(BUILD)/bench/baseline: $(call obj,bench/baseline.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
 # Unit tests link the shared modules, never a main.c or a live connection.
-$(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c) $(LIB)
+$(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c worker/ledger.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(UNIT_LIBS))
 

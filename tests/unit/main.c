@@ -16,6 +16,8 @@ int main(void)
     srunner_add_suite(runner, reply_suite());
     srunner_add_suite(runner, backoff_suite());
     srunner_add_suite(runner, jobsource_suite());
+    srunner_add_suite(runner, confirms_suite());
+    srunner_add_suite(runner, ledger_suite());
     srunner_run_all(runner, CK_NORMAL);
     failed = srunner_ntests_failed(runner);
     srunner_free(runner);

@@ -13,5 +13,7 @@ Suite *greet_suite(void);
 Suite *reply_suite(void);
 Suite *backoff_suite(void);
 Suite *jobsource_suite(void);
+Suite *confirms_suite(void);
+Suite *ledger_suite(void);
 
 #endif

@@ -1,0 +1,268 @@
+/* ledger.c - the worker's in-flight ledger; see ledger.h. */
+#include "ledger.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool ledger_init(struct ledger *l, unsigned cap)
+{
+    memset(l, 0, sizeof *l);
+    l->entries = calloc(cap, sizeof *l->entries);
+    l->cap = l->entries ? cap : 0;
+    return l->entries != NULL;
+}
+
+void ledger_free(struct ledger *l)
+{
+    free(l->entries);
+    memset(l, 0, sizeof *l);
+}
+
+unsigned ledger_slot(const struct ledger *l, unsigned nth)
+{
+    return (l->head + nth) % l->cap;
+}
+
+const struct ledger_entry *ledger_entry(const struct ledger *l, unsigned slot)
+{
+    return &l->entries[slot];
+}
+
+unsigned ledger_count(const struct ledger *l)
+{
+    return l->count;
+}
+
+unsigned ledger_in_state(const struct ledger *l, enum ledger_state state)
+{
+    return l->in_state[0][state] + l->in_state[1][state];
+}
+
+bool ledger_suspect_running(const struct ledger *l)
+{
+    return l->in_state[1][LEDGER_WAITING] + l->in_state[1][LEDGER_LOOKUP] +
+               l->in_state[1][LEDGER_PUBLISHED] >
+           0;
+}
+
+bool ledger_wants_deliveries(const struct ledger *l)
+{
+    return l->in_state[1][LEDGER_SUSPECT] == 0 && !ledger_suspect_running(l);
+}
+
+/* The one place a state changes, and so the one place counts change. */
+static void set_state(struct ledger *l, struct ledger_entry *e, enum ledger_state state)
+{
+    l->in_state[e->suspect][e->state]--;
+    l->in_state[e->suspect][state]++;
+    e->state = (unsigned char)state;
+}
+
+int ledger_add(struct ledger *l, uint64_t tag, bool redelivered)
+{
+    unsigned slot;
+    struct ledger_entry *e;
+
+    if (l->count == l->cap)
+        return -1;
+    slot = ledger_slot(l, l->count++);
+    e = &l->entries[slot];
+    memset(e, 0, sizeof *e);
+    e->tag = tag;
+    e->suspect = redelivered;
+    e->state = redelivered ? LEDGER_SUSPECT : LEDGER_WAITING;
+    l->in_state[e->suspect][e->state]++;
+    return (int)slot;
+}
+
+void ledger_suspect_started(struct ledger *l, unsigned slot)
+{
+    if (l->entries[slot].state == LEDGER_SUSPECT)
+        set_state(l, &l->entries[slot], LEDGER_WAITING);
+}
+
+void ledger_lookup_started(struct ledger *l, unsigned slot)
+{
+    if (l->entries[slot].state == LEDGER_WAITING)
+        set_state(l, &l->entries[slot], LEDGER_LOOKUP);
+}
+
+int ledger_lookup_failed(struct ledger *l, enum ledger_failure why)
+{
+    unsigned in_lookup = ledger_in_state(l, LEDGER_LOOKUP);
+    int condemned = -1;
+
+    for (unsigned i = 0; i < l->count; i++) {
+        unsigned slot = ledger_slot(l, i);
+        struct ledger_entry *e = &l->entries[slot];
+        bool in_question;
+        if (e->state != LEDGER_LOOKUP)
+            continue;
+        set_state(l, e, LEDGER_WAITING);
+        if (why == LEDGER_FAIL_TRANSIENT)
+            continue;
+        if (e->lookup_failures < 255)
+            e->lookup_failures++;
+        in_question = why == LEDGER_FAIL_DATA || e->lookup_failures >= LEDGER_REPEATS;
+        /* Alone and already isolated: the failure is its own. */
+        if (in_question && e->isolated && in_lookup == 1)
+            condemned = (int)slot;
+        if (in_question)
+            e->isolated = true;
+    }
+    return condemned;
+}
+
+void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool dead_copy)
+{
+    struct ledger_entry *e = &l->entries[slot];
+
+    e->publishes = (unsigned char)(e->publishes + publishes);
+    e->dead_copy = e->dead_copy || dead_copy;
+    if (e->state != LEDGER_PUBLISHED)
+        set_state(l, e, LEDGER_PUBLISHED);
+}
+
+enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
+                                            bool nacked)
+{
+    struct ledger_entry *e = &l->entries[slot];
+
+    if (e->state != LEDGER_PUBLISHED || e->publishes == 0)
+        return LEDGER_PENDING; /* not ours to judge (cannot happen) */
+    e->publishes--;
+    if (nacked && dead_copy)
+        e->must_return = true;
+    else if (nacked && !e->dead_copy)
+        return LEDGER_NEED_DEAD_COPY; /* the caller publishes it at once */
+    if (e->publishes > 0)
+        return LEDGER_PENDING;
+    if (e->must_return)
+        return LEDGER_NEED_RETURN;
+    set_state(l, e, LEDGER_DONE);
+    return LEDGER_FINISHED;
+}
+
+void ledger_mark_acked(struct ledger *l, unsigned slot)
+{
+    l->entries[slot].acked = true;
+}
+
+void ledger_returned(struct ledger *l, unsigned slot)
+{
+    set_state(l, &l->entries[slot], LEDGER_SETTLED);
+}
+
+unsigned ledger_clear(struct ledger *l)
+{
+    unsigned held = l->count;
+
+    l->head = l->count = 0;
+    memset(l->in_state, 0, sizeof l->in_state);
+    return held;
+}
+
+/* Picks the k-th suspect in delivery order, k drawn from random: each
+ * crash sends back the crasher with the suspects still waiting, and a
+ * random order gives every innocent one even odds or better of going
+ * before it each round, so none is stuck behind it until the delivery
+ * limit.  (Lowest delivery count first was tried: counts also grow with
+ * returns the crasher does not share, and an innocent counted ahead of
+ * the crasher was run after it every time.) */
+static unsigned pick_suspect(const struct ledger *l, double random)
+{
+    unsigned suspects = l->in_state[1][LEDGER_SUSPECT];
+    unsigned k = (unsigned)(random * suspects), seen = 0;
+
+    if (k >= suspects)
+        k = suspects - 1;
+    for (unsigned i = 0; i < l->count; i++) {
+        unsigned slot = ledger_slot(l, i);
+        if (l->entries[slot].state == LEDGER_SUSPECT && seen++ == k)
+            return slot;
+    }
+    return ledger_slot(l, 0); /* unreachable while the counts hold */
+}
+
+enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, double random,
+                               unsigned *slots, unsigned *n)
+{
+    unsigned waiting = ledger_in_state(l, LEDGER_WAITING);
+    int lone = -1;
+
+    *n = 0;
+    if (ledger_in_state(l, LEDGER_LOOKUP) > 0)
+        return LEDGER_IDLE; /* one lookup at a time */
+    if (ledger_suspect_running(l)) {
+        /* Its own lookup, if it needs one, goes alone. */
+        for (unsigned i = 0; i < l->count && l->in_state[1][LEDGER_WAITING] > 0; i++) {
+            unsigned slot = ledger_slot(l, i);
+            if (l->entries[slot].suspect && l->entries[slot].state == LEDGER_WAITING) {
+                slots[(*n)++] = slot;
+                return LEDGER_LOOK_UP;
+            }
+        }
+        return LEDGER_IDLE;
+    }
+    if (waiting > 0) {
+        for (unsigned i = 0; i < l->count && *n < batch_max; i++) {
+            unsigned slot = ledger_slot(l, i);
+            const struct ledger_entry *e = &l->entries[slot];
+            if (e->state != LEDGER_WAITING)
+                continue;
+            if (!e->isolated)
+                slots[(*n)++] = slot;
+            else if (lone < 0)
+                lone = (int)slot;
+        }
+        if (*n > 0)
+            return LEDGER_LOOK_UP;
+        slots[(*n)++] = (unsigned)lone; /* only isolated ones wait: one alone */
+        return LEDGER_LOOK_UP;
+    }
+    /* A suspect runs once everything else is finished and acked. */
+    if (l->in_state[1][LEDGER_SUSPECT] > 0 &&
+        l->count == l->in_state[1][LEDGER_SUSPECT] + ledger_in_state(l, LEDGER_SETTLED)) {
+        slots[(*n)++] = pick_suspect(l, random);
+        return LEDGER_RUN_SUSPECT;
+    }
+    return LEDGER_IDLE;
+}
+
+void ledger_take_acks(struct ledger *l, uint64_t *multiple_tag, uint64_t *singles,
+                      unsigned *n_singles)
+{
+    *multiple_tag = 0;
+    *n_singles = 0;
+    while (l->count > 0) {
+        struct ledger_entry *e = &l->entries[l->head];
+        if (e->state != LEDGER_DONE && e->state != LEDGER_SETTLED)
+            break;
+        if (e->state == LEDGER_DONE && !e->acked)
+            *multiple_tag = e->tag;
+        l->in_state[e->suspect][e->state]--;
+        l->head = (l->head + 1) % l->cap;
+        l->count--;
+    }
+    if (ledger_in_state(l, LEDGER_DONE) == 0)
+        return;
+    for (unsigned i = 0; i < l->count; i++) {
+        struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
+        if (e->state != LEDGER_DONE)
+            continue;
+        if (!e->acked)
+            singles[(*n_singles)++] = e->tag;
+        set_state(l, e, LEDGER_SETTLED);
+    }
+}
+
+bool ledger_consistent(const struct ledger *l)
+{
+    unsigned counted[2][LEDGER_N_STATES] = {{0}};
+
+    for (unsigned i = 0; i < l->count; i++) {
+        const struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
+        counted[e->suspect][e->state]++;
+    }
+    return memcmp(counted, l->in_state, sizeof counted) == 0;
+}
