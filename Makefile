@@ -47,9 +47,9 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 # only the objects (and the system libraries) it uses.  Pure logic first,
 # then the adapters around librabbitmq and libpq.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
-             common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c \
+             common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
              common/mq.c common/db.c
-WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c
+WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
 UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \

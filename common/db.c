@@ -53,7 +53,8 @@ struct db {
     size_t n_users, users_cap;
     struct greet_template *templates;
     size_t n_templates, templates_cap;
-    struct buf ids; /* the $1 array literal */
+    struct buf ids;   /* the $1 array literal */
+    char sqlstate[6]; /* of the last failed command, "" when none */
 };
 
 struct db *db_new(const char *conninfo, const char *application_name, double statement_timeout)
@@ -261,6 +262,8 @@ static bool collect(struct db *db, bool keep_rows, bool *done, char *err, size_t
         status = PQresultStatus(res);
         if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
             const char *msg = PQresultErrorMessage(res);
+            const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            snprintf(db->sqlstate, sizeof db->sqlstate, "%s", sqlstate ? sqlstate : "");
             snprintf(err, errlen, "%s: %s", what, msg[0] ? msg : PQresStatus(status));
             for (char *p = err; *p; p++)
                 if (*p == '\n')
@@ -304,6 +307,7 @@ enum db_step_result db_step(struct db *db, char *err, size_t errlen)
 {
     bool done;
 
+    db->sqlstate[0] = '\0';
     switch (db->phase) {
     case PHASE_NONE:
         return DB_STEP_PENDING;
@@ -357,6 +361,7 @@ bool db_lookup(struct db *db, const long long *user_ids, size_t count, char *err
     const char *params[1];
     char number[24];
 
+    db->sqlstate[0] = '\0';
     clear_result(db);
     buf_reset(&db->ids);
     if (!buf_append(&db->ids, "{", 1))
@@ -420,4 +425,28 @@ const struct greet_template *db_result_templates(const struct db *db, size_t *co
 void db_result_clear(struct db *db)
 {
     clear_result(db);
+}
+
+const char *db_last_sqlstate(const struct db *db)
+{
+    return db->sqlstate;
+}
+
+enum db_error db_last_error(const struct db *db)
+{
+    const char *code = db->sqlstate;
+
+    /* No SQLSTATE: libpq's own failure (a lost socket, out of memory). */
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || code[0] == '\0')
+        return DB_ERROR_CONNECTION;
+    if (strncmp(code, "08", 2) == 0 || strncmp(code, "57P", 3) == 0)
+        return DB_ERROR_CONNECTION; /* connection exceptions, admin shutdown */
+    if (strncmp(code, "22", 2) == 0)
+        return DB_ERROR_DATA; /* data exception: a row that cannot be sent */
+    /* query_canceled (statement_timeout), lock and serialization
+     * failures, deadlocks, insufficient resources, operator intervention. */
+    if (strcmp(code, "57014") == 0 || strncmp(code, "40", 2) == 0 || strncmp(code, "53", 2) == 0 ||
+        strncmp(code, "55", 2) == 0 || strncmp(code, "57", 2) == 0)
+        return DB_ERROR_TRANSIENT;
+    return DB_ERROR_OTHER;
 }

@@ -27,6 +27,14 @@ enum db_step_result {
     DB_STEP_FAILED,  /* connection or lookup failed (transient): err says why */
 };
 
+/* Why the last DB_STEP_FAILED (or db_lookup) failed, from its SQLSTATE. */
+enum db_error {
+    DB_ERROR_CONNECTION, /* the connection is gone or was never made (class 08, 57P) */
+    DB_ERROR_TRANSIENT,  /* a timeout, a lock, a resource limit: try again later */
+    DB_ERROR_DATA,       /* the rows themselves cannot be read (class 22) */
+    DB_ERROR_OTHER,      /* refused on a healthy connection for another reason */
+};
+
 struct db;
 
 struct db *db_new(const char *conninfo, const char *application_name, double statement_timeout);
@@ -44,6 +52,10 @@ double db_busy_for(const struct db *db, double now);
 
 /* Advances the connection or the lookup in flight; never blocks. */
 enum db_step_result db_step(struct db *db, char *err, size_t errlen);
+
+/* The kind of the last failure, and its SQLSTATE ("" when none came). */
+enum db_error db_last_error(const struct db *db);
+const char *db_last_sqlstate(const struct db *db);
 
 /* Starts the lookup of user_ids[0..count) (duplicates are fine). */
 bool db_lookup(struct db *db, const long long *user_ids, size_t count, char *err, size_t errlen);

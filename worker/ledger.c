@@ -104,8 +104,11 @@ int ledger_lookup_failed(struct ledger *l, enum ledger_failure why)
         if (e->lookup_failures < 255)
             e->lookup_failures++;
         in_question = why == LEDGER_FAIL_DATA || e->lookup_failures >= LEDGER_REPEATS;
-        /* Alone and already isolated: the failure is its own. */
-        if (in_question && e->isolated && in_lookup == 1)
+        /* Alone, already isolated, and refused for its data: the failure
+         * is its own.  Other errors only isolate: one that every lookup
+         * meets (a dropped table) is the database's, and condemning on
+         * it would dead-letter every job in hand. */
+        if (why == LEDGER_FAIL_DATA && e->isolated && in_lookup == 1)
             condemned = (int)slot;
         if (in_question)
             e->isolated = true;
@@ -215,9 +218,14 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
             else if (lone < 0)
                 lone = (int)slot;
         }
-        if (*n > 0)
-            return LEDGER_LOOK_UP;
-        slots[(*n)++] = (unsigned)lone; /* only isolated ones wait: one alone */
+        /* Isolated jobs go alone, and take turns with the batches: a coin
+         * toss (random) when both wait, so that neither a backlog of
+         * innocent jobs nor one whose lookups keep failing holds the
+         * other. */
+        if (lone >= 0 && (*n == 0 || random < 0.5)) {
+            slots[0] = (unsigned)lone;
+            *n = 1;
+        }
         return LEDGER_LOOK_UP;
     }
     /* A suspect runs once everything else is finished and acked. */

@@ -92,10 +92,11 @@ enum ledger_failure {
  * looked up alone. */
 #define LEDGER_REPEATS 3
 /* The lookup failed: its entries wait again.  Entries whose rows are in
- * question (a data error, or LEDGER_REPEATS failures) are isolated: looked
- * up alone from now on, so they hold no other job.  Returns the slot of an
- * entry now known to be bad -- isolated, alone, and failing for itself --
- * which the caller answers with a permanent error; -1 when none. */
+ * question (a data error, or LEDGER_REPEATS failures of any other kind on
+ * a healthy connection) are isolated: looked up alone from now on, so
+ * they hold no other job.  Returns the slot of an entry now known to be
+ * bad -- isolated, alone, and refused for its data -- which the caller
+ * answers with a permanent error; -1 when none. */
 int ledger_lookup_failed(struct ledger *l, enum ledger_failure why);
 void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool dead_copy);
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
@@ -107,8 +108,9 @@ void ledger_returned(struct ledger *l, unsigned slot);   /* rejected back to the
 unsigned ledger_clear(struct ledger *l);
 
 /* Questions. */
-/* The next database or suspect step (see enum ledger_action).  random in
- * [0, 1) picks among suspects.  slots must hold batch_max entries. */
+/* The next database or suspect step (see enum ledger_action).  random, in
+ * [0, 1), picks among suspects, and between isolated jobs and a batch
+ * when both wait.  slots must hold batch_max entries. */
 enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, double random,
                                unsigned *slots, unsigned *n);
 /* The acks to send now, and the entries they settle: the finished run at

@@ -1,12 +1,23 @@
-/* worker.c - the worker's event loop; see worker.h. */
+/* worker.c - the worker's event loop; see worker.h.
+ *
+ * The loop only moves bytes: it reports what happened to the ledger
+ * (ledger.h), which holds every job in hand and decides what to look up,
+ * which suspect runs, what to ack and whether to take more deliveries;
+ * and it matches the broker's confirms to publishes with the confirm
+ * tracker (confirms.h).  What it keeps itself is per-job data the ledger
+ * has no use for (the body, the reply's fields), and connection plumbing. */
 #include "worker.h"
 
 #include "backoff.h"
 #include "buf.h"
 #include "clock.h"
+#include "confirms.h"
 #include "db.h"
+#include "fault.h"
 #include "greet.h"
 #include "job.h"
+#include "ledger.h"
+#include "link.h"
 #include "log.h"
 #include "mq.h"
 #include "reply.h"
@@ -14,6 +25,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,87 +41,64 @@
 #define POLL_CAP_MS     1000
 /* Broker events handled before the loop looks at anything else. */
 #define EVENTS_PER_TURN 4096
+/* A slot's buffer may keep this much between jobs; a huge body must not
+ * pin its memory for the life of the process. */
+#define SLOT_KEEP 4096
 
-enum slot_state {
-    SLOT_FREE,
-    SLOT_SUSPECT,     /* redelivered: held undecoded until its turn, alone */
-    SLOT_WAIT_LOOKUP, /* valid job, preferences not read yet */
-    SLOT_IN_LOOKUP,   /* part of the lookup in flight */
-    SLOT_WAIT_CONFIRM,
-    SLOT_DONE,  /* everything confirmed: ready to ack */
-    SLOT_ACKED, /* acked on its own, behind a slot still in work */
+/* The error codes of failures that are the worker's to name, beside the
+ * job decoder's (invalid_json, invalid_job, too_large). */
+#define ERROR_BAD_PREFERENCES "bad_preferences"
+#define ERROR_REPLY_REFUSED   "reply_refused"
+
+/* What a job needs once its frames are gone: the delivery as it came (its
+ * body and the properties a dead copy keeps) and, once decoded, what its
+ * reply needs.  The fields lie back to back, NUL-terminated, in one
+ * buffer that the slot's next job reuses. */
+enum field {
+    F_BODY,
+    F_CONTENT_TYPE,
+    F_MESSAGE_ID,
+    F_CORRELATION_ID,
+    F_REPLY_TO, /* as delivered */
+    F_JOB_ID,   /* decoded: "" when none could be read */
+    F_NAME,
+    F_REPLY_QUEUE, /* resolved: never empty */
+    F_CORRELATION, /* resolved: the job's correlation id */
+    N_FIELDS,
 };
 
-/* A delivery in hand.  Slots live in a ring in arrival (delivery tag)
- * order, so the acknowledgeable prefix is found from the head. */
-struct slot {
-    enum slot_state state;
-    bool poison;
-    bool acked_early; /* fault injection only */
-    bool has_user_id, has_name, has_correlation;
-    unsigned confirms_pending;
-    uint64_t tag;
-    long long delivery_count;
-    long long user_id;
-    /* What the reply needs, NUL-terminated one after another: the job_id
-     * ("" when none could be read), the name, the reply queue (resolved,
-     * never empty), the correlation id (binary-safe, correlation_len
-     * bytes).  A few dozen bytes where fixed arrays took 1.9 KB a slot. */
+struct job_slot {
     struct buf text;
-    unsigned short name_at, reply_to_at, correlation_at;
-    unsigned char correlation_len;
-    /* SLOT_SUSPECT: the delivery as it came, owned by the slot. */
-    struct mq_message *held;
-    struct buf held_body;
-};
-
-/* A publish waiting for its confirm, and the slot it belongs to. */
-struct publish {
-    uint64_t seq;
-    unsigned slot;
-    bool confirmed;
+    uint32_t at[N_FIELDS], len[N_FIELDS];
+    unsigned present; /* a bit per field */
+    bool has_user_id;
+    long long user_id;
+    long long delivery_count;
 };
 
 struct worker {
     const struct config *cfg;
     struct worker_stats *stats;
-    struct mq_settings mq_settings;
-    struct mq_topology topology;
-    struct mq *mq;
+    struct link link;
     struct db *db;
 
-    struct slot *slots;
-    unsigned cap, head, count;
-    struct publish *publishes;
-    unsigned pub_cap, pub_head, pub_count;
-    long long *lookup_ids;
-    unsigned in_lookup;
-    unsigned suspects;     /* slots in SLOT_SUSPECT */
-    unsigned unacked_done; /* slots in SLOT_DONE */
-    bool suspect_running;  /* a suspect is being processed, alone */
-    struct backoff random; /* picks among equally suspect jobs */
-    /* Fault injection (test builds only): the job that crashes us, and
-     * the deliberately broken mode that acks on arrival. */
-    const char *fault_crash_job;
-    bool fault_ack_early;
+    struct ledger ledger;
+    struct job_slot *slots; /* beside the ledger, indexed by its slots */
+    struct confirms confirms;
+    unsigned *plan;         /* the ledger's answer: slots to look up */
+    long long *lookup_ids;  /* their user_ids */
+    uint64_t *single_acks;  /* the ledger's answer: tags to ack one by one */
+    char broker_error[512]; /* a failure seen where the loss cannot be handled */
+    struct backoff random;  /* the ledger's coin */
 
     struct job job; /* the delivery being decoded */
     struct buf message, reply;
-    struct backoff mq_backoff, db_backoff;
-    double mq_retry_at, db_retry_at, lookup_retry_at;
+    struct backoff db_backoff;
+    double db_retry_at, lookup_retry_at;
     bool draining;
     double drain_deadline;
     double next_stats;
 };
-
-static void log_error_event(enum log_level level, const char *event, const char *error)
-{
-    struct log_line line;
-
-    log_begin(&line, level, event);
-    log_str(&line, "error", error);
-    log_end(&line);
-}
 
 static void log_stats(const struct worker *w, const char *event)
 {
@@ -119,365 +108,320 @@ static void log_stats(const struct worker *w, const char *event)
     log_int(&line, "jobs_ok", (long long)w->stats->jobs_ok);
     log_int(&line, "jobs_failed", (long long)w->stats->jobs_failed);
     log_int(&line, "replies_unroutable", (long long)w->stats->replies_unroutable);
+    log_int(&line, "replies_refused", (long long)w->stats->replies_refused);
+    log_int(&line, "jobs_returned", (long long)w->stats->jobs_returned);
     log_int(&line, "lookups", (long long)w->stats->lookups);
     log_int(&line, "lookup_failures", (long long)w->stats->lookup_failures);
-    log_int(&line, "broker_connects", (long long)w->stats->broker_connects);
+    log_int(&line, "broker_connects", (long long)w->link.connects);
     log_int(&line, "db_connects", (long long)w->stats->db_connects);
-    log_int(&line, "in_hand", w->count);
+    log_int(&line, "in_hand", ledger_count(&w->ledger));
     log_end(&line);
 }
 
-static struct slot *slot_at(struct worker *w, unsigned nth)
+/* ---- Per-job data ------------------------------------------------------ */
+
+static const char *field(const struct job_slot *s, enum field f)
 {
-    return &w->slots[(w->head + nth) % w->cap];
+    return (s->present & (1u << f)) ? s->text.data + s->at[f] : NULL;
 }
 
-/* ---- Broker ---------------------------------------------------------- */
+static size_t field_len(const struct job_slot *s, enum field f)
+{
+    return (s->present & (1u << f)) ? s->len[f] : 0;
+}
+
+static bool field_set(struct job_slot *s, enum field f, const char *value, size_t len)
+{
+    s->at[f] = (uint32_t)s->text.len;
+    s->len[f] = (uint32_t)len;
+    s->present |= 1u << f;
+    return buf_append(&s->text, value, len) && buf_append(&s->text, "", 1);
+}
+
+static bool field_set_str(struct job_slot *s, enum field f, const struct mq_shortstr *value)
+{
+    return !value->present || field_set(s, f, value->data, value->len);
+}
+
+/* Keeps the delivery as it came: the body and the properties. */
+static bool slot_store_delivery(struct job_slot *s, const struct mq_message *m)
+{
+    buf_shrink(&s->text, SLOT_KEEP);
+    buf_reset(&s->text);
+    s->present = 0;
+    s->has_user_id = false;
+    s->delivery_count = m->delivery_count;
+    return field_set(s, F_BODY, m->body, m->body_len) &&
+           field_set_str(s, F_CONTENT_TYPE, &m->content_type) &&
+           field_set_str(s, F_MESSAGE_ID, &m->message_id) &&
+           field_set_str(s, F_CORRELATION_ID, &m->correlation_id) &&
+           field_set_str(s, F_REPLY_TO, &m->reply_to);
+}
+
+/* ---- Broker ------------------------------------------------------------ */
 
 /* The broker connection is gone: every job in hand goes with it, since
- * the broker returns unacked deliveries to the queue by itself. */
+ * the broker returns unacked deliveries to the queue by itself.  A lookup
+ * in flight finds no entry waiting for it and is dropped. */
 static void broker_lost(struct worker *w, const char *why)
 {
-    struct log_line line;
-    double delay = backoff_next(&w->mq_backoff);
-
-    log_begin(&line, LOG_WARN, "broker.lost");
-    log_str(&line, "error", why);
-    log_int(&line, "in_hand", w->count);
-    log_double(&line, "retry_in", delay);
-    log_end(&line);
-    mq_abandon(w->mq);
-    w->mq = NULL;
-    for (unsigned i = 0; i < w->cap; i++) {
-        free(w->slots[i].held);
-        w->slots[i].held = NULL;
-        buf_shrink(&w->slots[i].held_body, 0);
-        w->slots[i].state = SLOT_FREE;
-    }
-    w->head = w->count = 0;
-    w->suspects = w->unacked_done = 0;
-    w->suspect_running = false;
-    w->pub_head = w->pub_count = 0;
-    /* A lookup in flight finds no slot waiting for it and is dropped. */
-    w->in_lookup = 0;
-    w->mq_retry_at = clock_now() + delay;
+    link_lost(&w->link, clock_now(), why, ledger_count(&w->ledger));
+    w->broker_error[0] = '\0';
+    ledger_clear(&w->ledger);
+    confirms_reset(&w->confirms, NULL, NULL);
 }
 
-static void ensure_broker(struct worker *w, double now)
+/* Where a loss cannot be handled at once (inside the confirm tracker's
+ * callback): remembered, and handled by check_broker_error(). */
+static void broker_failed(struct worker *w, const char *why)
 {
-    char err[512];
-
-    if (w->mq != NULL || now < w->mq_retry_at || w->draining)
-        return;
-    w->mq = mq_connect(&w->mq_settings, err, sizeof err);
-    if (w->mq == NULL || !mq_declare_topology(w->mq, &w->topology, err, sizeof err) ||
-        !mq_confirm_select(w->mq, err, sizeof err) ||
-        !mq_qos(w->mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
-        double delay = backoff_next(&w->mq_backoff);
-        struct log_line line;
-        log_begin(&line, LOG_WARN, "broker.connect_failed");
-        log_str(&line, "error", err);
-        log_double(&line, "retry_in", delay);
-        log_end(&line);
-        mq_abandon(w->mq);
-        w->mq = NULL;
-        w->mq_retry_at = now + delay;
-        return;
-    }
-    backoff_reset(&w->mq_backoff);
-    w->stats->broker_connects++;
-    {
-        struct log_line line;
-        char url[256];
-        mq_describe(w->mq, url, sizeof url);
-        log_begin(&line, LOG_INFO, "broker.connected");
-        log_str(&line, "url", url);
-        log_str(&line, "queue", w->cfg->jobs_queue);
-        log_int(&line, "prefetch", w->cfg->prefetch);
-        log_end(&line);
-    }
+    if (w->broker_error[0] == '\0')
+        snprintf(w->broker_error, sizeof w->broker_error, "%s", why);
 }
 
-/* Records a publish for slot so its confirm can find it. */
-static void track_publish(struct worker *w, unsigned slot_index, uint64_t seq)
+static bool check_broker_error(struct worker *w)
 {
-    struct publish *p = &w->publishes[(w->pub_head + w->pub_count) % w->pub_cap];
-
-    p->seq = seq;
-    p->slot = slot_index;
-    p->confirmed = false;
-    w->pub_count++;
-    w->slots[slot_index].confirms_pending++;
+    if (w->broker_error[0] == '\0')
+        return true;
+    broker_lost(w, w->broker_error);
+    return false;
 }
 
-static bool publish_for(struct worker *w, unsigned slot_index, const char *routing_key,
-                        const struct mq_publish_props *props, const char *body, size_t len)
+/* What every new connection needs: the topology, confirm mode, the
+ * prefetch.  Consuming starts in update_consuming(). */
+static bool setup_broker(struct mq *mq, void *ctx, char *err, size_t errlen)
+{
+    const struct worker *w = ctx;
+
+    return mq_declare_topology(mq, &w->link.topology, err, errlen) &&
+           mq_confirm_select(mq, err, errlen) &&
+           mq_qos(mq, (unsigned)w->cfg->prefetch, err, errlen);
+}
+
+/* Publishes for the job in slot; its confirm comes back with owner
+ * (slot, dead_copy).  false when the broker is lost (already handled). */
+static bool publish(struct worker *w, unsigned slot, bool dead_copy, const char *routing_key,
+                    const struct mq_publish_props *props, const char *body, size_t len)
 {
     char err[512];
     uint64_t seq;
 
     /* mandatory: an unroutable reply comes back as basic.return, so a
      * missing reply queue is noticed instead of silently dropped. */
-    if (!mq_publish(w->mq, routing_key, props, body, len, true /* mandatory */, &seq, err,
+    if (!mq_publish(w->link.mq, routing_key, props, body, len, true /* mandatory */, &seq, err,
                     sizeof err)) {
-        broker_lost(w, err);
+        broker_failed(w, err);
         return false;
     }
-    track_publish(w, slot_index, seq);
+    if (!confirms_track(&w->confirms, seq, (uint64_t)slot << 1 | dead_copy)) {
+        broker_failed(w, "more publishes in flight than the confirm window");
+        return false;
+    }
     return true;
 }
 
-static const char *slot_job_id(const struct slot *slot)
+/* The original body, with the reason in headers, on the dead queue. */
+static bool publish_dead_copy(struct worker *w, unsigned slot, const char *code, const char *detail)
 {
-    return slot->text.data;
-}
+    const struct job_slot *s = &w->slots[slot];
+    struct mq_publish_props props = {0};
 
-static const char *slot_name(const struct slot *slot)
-{
-    return slot->has_name ? slot->text.data + slot->name_at : NULL;
-}
-
-static const char *slot_reply_to(const struct slot *slot)
-{
-    return slot->text.data + slot->reply_to_at;
-}
-
-static bool append_field(struct buf *text, unsigned short *at, const char *value, size_t len)
-{
-    *at = (unsigned short)text->len;
-    return buf_append(text, value, len) && buf_append(text, "", 1);
-}
-
-/* Keeps what the reply needs.  The correlation id is the job's
- * correlation_id property, else its job_id, else its message_id. */
-static bool slot_store(struct slot *slot, const struct job *job, const struct mq_message *m,
-                       const char *reply_to)
-{
-    unsigned short job_id_at;
-    const char *correlation = NULL;
-    size_t correlation_len = 0;
-
-    if (m->correlation_id.present) {
-        correlation = m->correlation_id.data;
-        correlation_len = m->correlation_id.len;
-    } else if (job->job_id[0] != '\0' && strlen(job->job_id) <= MQ_SHORTSTR_MAX) {
-        correlation = job->job_id;
-        correlation_len = strlen(job->job_id);
-    } else if (m->message_id.present) {
-        correlation = m->message_id.data;
-        correlation_len = m->message_id.len;
-    }
-    buf_reset(&slot->text);
-    slot->has_user_id = job->has_user_id;
-    slot->user_id = job->user_id;
-    slot->has_name = job->has_name;
-    slot->has_correlation = correlation != NULL;
-    slot->correlation_len = (unsigned char)correlation_len;
-    return append_field(&slot->text, &job_id_at, job->job_id, strlen(job->job_id)) &&
-           append_field(&slot->text, &slot->name_at, job->name,
-                        job->has_name ? strlen(job->name) : 0) &&
-           append_field(&slot->text, &slot->reply_to_at, reply_to, strlen(reply_to)) &&
-           append_field(&slot->text, &slot->correlation_at, correlation ? correlation : "",
-                        correlation_len);
+    props.content_type = field(s, F_CONTENT_TYPE);
+    props.message_id = field(s, F_MESSAGE_ID);
+    props.message_id_len = field_len(s, F_MESSAGE_ID);
+    props.correlation_id = field(s, F_CORRELATION_ID);
+    props.correlation_id_len = field_len(s, F_CORRELATION_ID);
+    props.reply_to = field(s, F_REPLY_TO);
+    props.error_code = code;
+    props.error_detail = detail;
+    return publish(w, slot, true, w->cfg->dead_queue, &props, field(s, F_BODY),
+                   field_len(s, F_BODY));
 }
 
 /* A permanent failure: an error reply (to the job's reply queue) and the
  * original body, with the reason in headers, on the dead queue.  The job
- * is acked once the broker confirmed both, so it never loops. */
-static void publish_poison(struct worker *w, unsigned slot_index, const struct mq_message *m,
-                           enum job_status status, const char *detail)
+ * is acked once the broker confirmed the dead copy, so it never loops. */
+static void fail_job(struct worker *w, unsigned slot, const char *code, const char *detail)
 {
-    struct slot *slot = &w->slots[slot_index];
-    const char *code = job_status_code(status);
-    struct mq_publish_props reply_props = {0}, dead_props = {0};
+    const struct job_slot *s = &w->slots[slot];
+    const char *job_id = field(s, F_JOB_ID);
+    struct mq_publish_props props = {0};
     struct log_line line;
 
-    slot->poison = true;
-    slot->state = SLOT_WAIT_CONFIRM;
     log_begin(&line, LOG_WARN, "job.poison");
-    log_str(&line, "job_id", slot_job_id(slot)[0] ? slot_job_id(slot) : NULL);
+    log_str(&line, "job_id", job_id && job_id[0] ? job_id : NULL);
     log_str(&line, "error", code);
     log_str(&line, "detail", detail);
-    log_int(&line, "delivery_tag", (long long)slot->tag);
+    log_int(&line, "delivery_tag", (long long)ledger_entry(&w->ledger, slot)->tag);
     log_end(&line);
 
-    if (!reply_encode_error(&w->reply, slot_job_id(slot), code, detail)) {
-        broker_lost(w, "out of memory encoding an error reply");
+    if (!reply_encode_error(&w->reply, job_id, code, detail)) {
+        broker_failed(w, "out of memory encoding an error reply");
         return;
     }
-    reply_props.content_type = CONTENT_TYPE_JSON;
-    if (slot_job_id(slot)[0] != '\0') {
-        reply_props.message_id = slot_job_id(slot);
-        reply_props.message_id_len = strlen(slot_job_id(slot));
-    } else if (m->message_id.present) {
-        reply_props.message_id = m->message_id.data;
-        reply_props.message_id_len = m->message_id.len;
+    props.content_type = CONTENT_TYPE_JSON;
+    if (job_id && job_id[0] != '\0') {
+        props.message_id = job_id;
+        props.message_id_len = field_len(s, F_JOB_ID);
+    } else {
+        props.message_id = field(s, F_MESSAGE_ID);
+        props.message_id_len = field_len(s, F_MESSAGE_ID);
     }
-    if (slot->has_correlation) {
-        reply_props.correlation_id = slot->text.data + slot->correlation_at;
-        reply_props.correlation_id_len = slot->correlation_len;
-    }
-    if (!publish_for(w, slot_index, slot_reply_to(slot), &reply_props, w->reply.data, w->reply.len))
-        return;
-
-    /* The dead copy keeps the job's own properties. */
-    dead_props.content_type = m->content_type.present ? m->content_type.data : NULL;
-    if (m->message_id.present) {
-        dead_props.message_id = m->message_id.data;
-        dead_props.message_id_len = m->message_id.len;
-    }
-    if (m->correlation_id.present) {
-        dead_props.correlation_id = m->correlation_id.data;
-        dead_props.correlation_id_len = m->correlation_id.len;
-    }
-    dead_props.reply_to = m->reply_to.present ? m->reply_to.data : NULL;
-    dead_props.error_code = code;
-    dead_props.error_detail = detail;
-    publish_for(w, slot_index, w->cfg->dead_queue, &dead_props, m->body, m->body_len);
+    props.correlation_id = field(s, F_CORRELATION);
+    props.correlation_id_len = field_len(s, F_CORRELATION);
+    ledger_published(&w->ledger, slot, 2, true /* dead copy */);
+    if (publish(w, slot, false, field(s, F_REPLY_QUEUE), &props, w->reply.data, w->reply.len))
+        publish_dead_copy(w, slot, code, detail);
 }
 
-#ifdef GREET_FAULT_INJECTION
-/* Test builds only (make FAULT_INJECTION=1): die on the chosen job, the
- * way a crashing bug would. */
-static void fault_check_crash(const struct worker *w, const char *job_id)
-{
-    if (w->fault_crash_job != NULL && strcmp(w->fault_crash_job, job_id) == 0) {
-        log_msg(LOG_ERROR, "fault.crash", job_id);
-        abort();
-    }
-}
-#else
-static void fault_check_crash(const struct worker *w, const char *job_id)
-{
-    (void)w;
-    (void)job_id;
-}
-#endif
-
-/* Decodes a delivery in slot_index and starts it: poison is answered and
+/* Decodes the delivery kept in slot and starts it: poison is answered and
  * dead-lettered at once, a valid job waits for the next lookup. */
-static void process_delivery(struct worker *w, unsigned slot_index, const struct mq_message *m)
+static void start_job(struct worker *w, unsigned slot)
 {
-    struct slot *slot = &w->slots[slot_index];
-    const char *reply_to = w->cfg->reply_queue;
+    struct job_slot *s = &w->slots[slot];
+    const char *reply_to, *correlation;
+    size_t correlation_len;
     char detail[256];
     enum job_status status;
+    size_t job_id_len;
 
-    status = job_decode(m->body, m->body_len, &w->job, detail, sizeof detail);
-    if (m->reply_to.present && m->reply_to.len > 0)
-        reply_to = m->reply_to.data;
+    status = job_decode(field(s, F_BODY), field_len(s, F_BODY), &w->job, detail, sizeof detail);
+    /* reply_to and the correlation id may point into s->text itself: room
+     * for every decoded field first, so no append moves the buffer from
+     * under them. */
+    if (!buf_reserve(&s->text, sizeof w->job.job_id + sizeof w->job.name +
+                                   strlen(w->cfg->reply_queue) + 2 * MQ_SHORTSTR_MAX + 8)) {
+        broker_failed(w, "out of memory keeping a job");
+        return;
+    }
+    reply_to = field(s, F_REPLY_TO);
+    correlation = field(s, F_CORRELATION_ID);
+    correlation_len = field_len(s, F_CORRELATION_ID);
+    if (reply_to == NULL || reply_to[0] == '\0')
+        reply_to = w->cfg->reply_queue;
     /* A reply into the jobs or dead queue would come back as a job or
-     * pass for a dead one: refuse it, and answer on the default queue. */
-    if (strcmp(reply_to, w->cfg->jobs_queue) == 0 || strcmp(reply_to, w->cfg->dead_queue) == 0) {
+     * pass for a dead one; a NUL would cut the name short and send the
+     * reply elsewhere.  Refuse them, and answer on the default queue. */
+    if (memchr(reply_to, '\0', field_len(s, F_REPLY_TO)) != NULL) {
+        if (status == JOB_OK) {
+            status = JOB_INVALID_JOB;
+            snprintf(detail, sizeof detail, "reply_to must not contain a NUL byte");
+        }
+        reply_to = w->cfg->reply_queue;
+    } else if (strcmp(reply_to, w->cfg->jobs_queue) == 0 ||
+               strcmp(reply_to, w->cfg->dead_queue) == 0) {
         if (status == JOB_OK) {
             status = JOB_INVALID_JOB;
             snprintf(detail, sizeof detail, "reply_to must not name the jobs or dead-letter queue");
         }
         reply_to = w->cfg->reply_queue;
     }
-    if (!slot_store(slot, &w->job, m, reply_to)) {
-        broker_lost(w, "out of memory keeping a job");
+    /* The correlation id: the job's property, else its job_id, else its
+     * message_id. */
+    job_id_len = strlen(w->job.job_id);
+    if (correlation == NULL && job_id_len > 0 && job_id_len <= MQ_SHORTSTR_MAX) {
+        correlation = w->job.job_id;
+        correlation_len = job_id_len;
+    } else if (correlation == NULL) {
+        correlation = field(s, F_MESSAGE_ID);
+        correlation_len = field_len(s, F_MESSAGE_ID);
+    }
+    s->has_user_id = w->job.has_user_id;
+    s->user_id = w->job.user_id;
+    if (!field_set(s, F_JOB_ID, w->job.job_id, job_id_len) ||
+        (w->job.has_name && !field_set(s, F_NAME, w->job.name, strlen(w->job.name))) ||
+        !field_set(s, F_REPLY_QUEUE, reply_to, strlen(reply_to)) ||
+        (correlation != NULL && !field_set(s, F_CORRELATION, correlation, correlation_len))) {
+        broker_failed(w, "out of memory keeping a job");
         return;
     }
-
     if (status != JOB_OK) {
-        publish_poison(w, slot_index, m, status, detail);
+        fail_job(w, slot, job_status_code(status), detail);
         return;
     }
-    fault_check_crash(w, slot_job_id(slot));
-    slot->state = SLOT_WAIT_LOOKUP;
-}
-
-/* A redelivered job may be the one that crashed a worker: keep it as it
- * came, undecoded, until it can be processed alone (see next_suspect). */
-static bool hold_suspect(struct slot *slot, const struct mq_message *m)
-{
-    slot->held = malloc(sizeof *slot->held);
-    buf_reset(&slot->held_body);
-    if (slot->held == NULL || !buf_append(&slot->held_body, m->body, m->body_len)) {
-        free(slot->held);
-        slot->held = NULL;
-        return false;
-    }
-    *slot->held = *m;
-    slot->held->body = slot->held_body.data;
-    slot->state = SLOT_SUSPECT;
-    return true;
+    fault_crash_check(w->job.job_id);
 }
 
 static void on_delivery(struct worker *w, const struct mq_message *m)
 {
-    struct slot *slot;
-    unsigned slot_index;
+    /* A redelivered job may be the one that crashed a worker: it is kept
+     * as it came, undecoded, until it can run alone.  (The broken
+     * fault-injection worker has no such defence.) */
+    bool suspect = (m->redelivered || m->delivery_count > 0) && !fault_ack_early();
+    int slot = ledger_add(&w->ledger, m->delivery_tag, suspect);
     char err[256];
 
-    if (w->count == w->cap) {
+    if (slot < 0) {
         /* Cannot happen while the broker honours our prefetch; refuse
          * rather than overwrite a job in hand. */
         log_msg(LOG_ERROR, "delivery.over_prefetch",
-                "more deliveries than the prefetch window; returning one");
-        if (!mq_reject(w->mq, m->delivery_tag, true /* requeue */, err, sizeof err))
-            broker_lost(w, err);
+                "more deliveries than the ledger holds; returning one");
+        if (!mq_reject(w->link.mq, m->delivery_tag, true /* requeue */, err, sizeof err))
+            broker_failed(w, err);
         return;
     }
-    slot_index = (w->head + w->count) % w->cap;
-    slot = &w->slots[slot_index];
-    w->count++;
-    slot->tag = m->delivery_tag;
-    slot->delivery_count = m->delivery_count;
-    slot->poison = false;
-    slot->acked_early = false;
-    slot->confirms_pending = 0;
+    if (!slot_store_delivery(&w->slots[slot], m)) {
+        broker_failed(w, "out of memory keeping a delivery");
+        return;
+    }
+    if (!suspect)
+        start_job(w, (unsigned)slot);
+}
 
-    if (!w->fault_ack_early && (m->redelivered || m->delivery_count > 0)) {
-        if (hold_suspect(slot, m)) {
-            w->suspects++;
-            return;
+/* One publish settled (confirms.h callback): the ledger says what its job
+ * needs now.  Broker failures here are deferred: the tracker is mid-walk. */
+static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
+{
+    struct worker *w = ctx;
+    unsigned slot = (unsigned)(owner >> 1);
+    bool dead_copy = owner & 1;
+    const struct ledger_entry *entry = ledger_entry(&w->ledger, slot);
+    const struct job_slot *s = &w->slots[slot];
+    char detail[512], err[512];
+    struct log_line line;
+
+    switch (ledger_confirmed(&w->ledger, slot, dead_copy, outcome != CONFIRM_ACKED)) {
+    case LEDGER_PENDING:
+        break;
+    case LEDGER_FINISHED:
+        if (entry->dead_copy)
+            w->stats->jobs_failed++;
+        else
+            w->stats->jobs_ok++;
+        if (log_enabled(LOG_DEBUG)) {
+            log_begin(&line, LOG_DEBUG, entry->dead_copy ? "job.dead" : "job.ok");
+            log_str(&line, "job_id", field(s, F_JOB_ID));
+            log_end(&line);
         }
-        log_msg(LOG_WARN, "suspect.not_held",
-                "out of memory; processing a redelivered job at once");
-    }
-    process_delivery(w, slot_index, m);
-}
-
-static void slot_confirmed(struct worker *w, struct slot *slot)
-{
-    if (slot->state != SLOT_WAIT_CONFIRM || --slot->confirms_pending > 0)
-        return;
-    slot->state = SLOT_DONE;
-    w->unacked_done++;
-    if (slot->poison)
-        w->stats->jobs_failed++;
-    else
-        w->stats->jobs_ok++;
-    if (log_enabled(LOG_DEBUG)) {
-        struct log_line line;
-        log_begin(&line, LOG_DEBUG, slot->poison ? "job.dead" : "job.ok");
-        log_str(&line, "job_id", slot_job_id(slot));
+        break;
+    case LEDGER_NEED_DEAD_COPY:
+        /* The broker refused the reply (basic.nack: a full queue with
+         * reject-publish, say).  The broker itself is fine, so no
+         * reconnect; the job goes to the dead queue, where it can be
+         * replayed once its reply queue takes messages again. */
+        w->stats->replies_refused++;
+        snprintf(detail, sizeof detail, "the broker refused the reply to queue '%s' (basic.nack)",
+                 field(s, F_REPLY_QUEUE));
+        log_begin(&line, LOG_WARN, "reply.refused");
+        log_str(&line, "job_id", field(s, F_JOB_ID));
+        log_str(&line, "reply_to", field(s, F_REPLY_QUEUE));
+        log_int(&line, "refused_total", (long long)w->stats->replies_refused);
         log_end(&line);
-    }
-}
-
-static void on_confirm(struct worker *w, uint64_t seq, bool multiple, bool nacked)
-{
-    if (nacked) {
-        /* The broker could not store a reply or dead copy.  Starting over
-         * lets the broker redeliver the jobs; nothing is acked for them. */
-        broker_lost(w, "the broker refused to store a message (basic.nack)");
-        return;
-    }
-    for (unsigned i = 0; i < w->pub_count; i++) {
-        struct publish *p = &w->publishes[(w->pub_head + i) % w->pub_cap];
-        if (p->seq > seq)
-            break;
-        if (p->confirmed || (!multiple && p->seq != seq))
-            continue;
-        p->confirmed = true;
-        slot_confirmed(w, &w->slots[p->slot]);
-    }
-    while (w->pub_count > 0 && w->publishes[w->pub_head].confirmed) {
-        w->pub_head = (w->pub_head + 1) % w->pub_cap;
-        w->pub_count--;
+        ledger_published(&w->ledger, slot, 1, true /* dead copy */);
+        publish_dead_copy(w, slot, ERROR_REPLY_REFUSED, detail);
+        break;
+    case LEDGER_NEED_RETURN:
+        /* Even its dead copy was refused: hand the job back rather than
+         * lose it; the delivery limit bounds how often it can come back. */
+        w->stats->jobs_returned++;
+        log_begin(&line, LOG_ERROR, "job.returned");
+        log_str(&line, "job_id", field(s, F_JOB_ID));
+        log_str(&line, "msg", "the broker refused its dead-letter copy; returned to the queue");
+        log_end(&line);
+        if (!mq_reject(w->link.mq, entry->tag, true /* requeue */, err, sizeof err))
+            broker_failed(w, err);
+        ledger_returned(&w->ledger, slot);
+        break;
     }
 }
 
@@ -490,7 +434,7 @@ static void on_return(struct worker *w, const struct mq_event *ev)
         /* A dead copy went nowhere: its job must not be acked.  The
          * confirm for it follows this return, so dropping the connection
          * now is in time; reconnecting declares the dead queue again. */
-        broker_lost(w, "a dead-letter copy was unroutable (dead-letter queue missing)");
+        broker_failed(w, "a dead-letter copy was unroutable (dead-letter queue missing)");
         return;
     }
     w->stats->replies_unroutable++;
@@ -508,8 +452,8 @@ static void on_broker_events(struct worker *w)
     char err[512];
     struct mq_event ev;
 
-    for (int n = 0; n < EVENTS_PER_TURN && w->mq != NULL; n++) {
-        int got = mq_next_event(w->mq, &ev, err, sizeof err);
+    for (int n = 0; n < EVENTS_PER_TURN && w->link.mq != NULL; n++) {
+        int got = mq_next_event(w->link.mq, &ev, err, sizeof err);
         if (got == 0)
             return;
         if (got < 0) {
@@ -521,7 +465,7 @@ static void on_broker_events(struct worker *w)
             on_delivery(w, &ev.message);
             break;
         case MQ_EVENT_CONFIRM:
-            on_confirm(w, ev.seq, ev.multiple, ev.nacked);
+            confirms_settle(&w->confirms, ev.seq, ev.multiple, ev.nacked, on_settled, w);
             break;
         case MQ_EVENT_RETURN:
             on_return(w, &ev);
@@ -531,108 +475,103 @@ static void on_broker_events(struct worker *w)
                     "the broker cancelled our consumer (jobs queue deleted?)");
             break;
         }
+        if (!check_broker_error(w))
+            return;
     }
 }
 
-static void release_slot(struct worker *w, struct slot *slot)
-{
-    if (slot->state == SLOT_DONE)
-        w->unacked_done--;
-    slot->state = SLOT_FREE;
-}
-
-/* Acks finished jobs: the longest finished run at the head of the ring
- * with one multiple-ack; finished jobs behind a slot still in work (a
- * suspect, a straggling confirm) one by one, so that a crash while that
- * slot is processed does not send them back. */
+/* Acks what the ledger says is finished: one multiple-ack for the run at
+ * the head, single acks behind an unfinished job. */
 static void ack_finished(struct worker *w)
 {
-    uint64_t last = 0;
+    uint64_t multiple;
+    unsigned singles;
     char err[512];
 
-    while (w->count > 0 &&
-           (slot_at(w, 0)->state == SLOT_DONE || slot_at(w, 0)->state == SLOT_ACKED)) {
-        struct slot *slot = slot_at(w, 0);
-        if (slot->state == SLOT_DONE && !slot->acked_early)
-            last = slot->tag;
-        release_slot(w, slot);
-        w->head = (w->head + 1) % w->cap;
-        w->count--;
-    }
-    if (last != 0 && !mq_ack(w->mq, last, true /* multiple */, err, sizeof err)) {
+    ledger_take_acks(&w->ledger, &multiple, w->single_acks, &singles);
+    if (multiple != 0 && !mq_ack(w->link.mq, multiple, true /* multiple */, err, sizeof err)) {
         broker_lost(w, err);
         return;
     }
-    for (unsigned i = 0; i < w->count && w->unacked_done > 0; i++) {
-        struct slot *slot = slot_at(w, i);
-        if (slot->state != SLOT_DONE)
-            continue;
-        if (!slot->acked_early && !mq_ack(w->mq, slot->tag, false, err, sizeof err)) {
+    for (unsigned i = 0; i < singles; i++) {
+        if (!mq_ack(w->link.mq, w->single_acks[i], false, err, sizeof err)) {
             broker_lost(w, err);
             return;
         }
-        w->unacked_done--;
-        slot->state = SLOT_ACKED;
     }
 }
 
-/* Consume only while the database can serve the jobs: jobs taken while
- * it is down would only wait in this worker instead of another. */
+/* Consume only while the database can serve the jobs (jobs taken while
+ * it is down would only wait here instead of in another worker), and
+ * not while suspects wait or run, so that no innocent job is in hand
+ * when one of them crashes us. */
 static void update_consuming(struct worker *w)
 {
     enum db_state state = db_state(w->db);
-    /* Suspects in hand: take no new jobs until they are through, so no
-     * innocent job is in hand when one of them crashes us. */
-    bool want = !w->draining && (state == DB_READY || state == DB_BUSY) && w->suspects == 0;
+    bool db_up = state == DB_READY || state == DB_BUSY;
+    bool want = !w->draining && db_up && ledger_wants_deliveries(&w->ledger);
     char err[512];
 
-    if (w->mq == NULL)
+    if (w->link.mq == NULL)
         return;
-    if (want && !mq_is_consuming(w->mq)) {
-        if (!mq_consume(w->mq, w->cfg->jobs_queue, err, sizeof err))
+    if (want && !mq_is_consuming(w->link.mq)) {
+        if (!mq_consume(w->link.mq, w->cfg->jobs_queue, err, sizeof err))
             broker_lost(w, err);
         else
             log_msg(LOG_INFO, "consumer.started", w->cfg->jobs_queue);
-    } else if (!want && mq_is_consuming(w->mq)) {
-        if (!mq_cancel(w->mq, err, sizeof err))
+    } else if (!want && mq_is_consuming(w->link.mq)) {
+        if (!mq_cancel(w->link.mq, err, sizeof err))
             broker_lost(w, err);
         else
             log_msg(LOG_INFO, "consumer.stopped",
-                    w->draining       ? "shutting down"
-                    : w->suspects > 0 ? "redelivered jobs in hand: processing them one at a time"
-                                      : "database unavailable");
+                    w->draining ? "shutting down"
+                    : !db_up    ? "database unavailable"
+                                : "redelivered jobs in hand: processing them one at a time");
     }
 }
 
-/* ---- Database -------------------------------------------------------- */
+/* ---- Database ---------------------------------------------------------- */
 
-static void return_lookup_jobs(struct worker *w)
-{
-    for (unsigned i = 0; i < w->count; i++)
-        if (slot_at(w, i)->state == SLOT_IN_LOOKUP)
-            slot_at(w, i)->state = SLOT_WAIT_LOOKUP;
-    w->in_lookup = 0;
-}
-
-/* The lookup or the connection failed: the jobs stay in hand, waiting;
- * nothing is dead-lettered or rejected for a database problem. */
+/* The lookup or the connection failed.  The jobs stay in hand, waiting;
+ * nothing is dead-lettered for a database problem -- except a job the
+ * ledger finds bad on its own, looked up alone: its rows cannot be read. */
 static void db_failed(struct worker *w, const char *why, double now)
 {
-    double delay = backoff_next(&w->db_backoff);
-    struct log_line line;
+    enum db_error kind = db_last_error(w->db);
+    enum ledger_failure failure = kind == DB_ERROR_DATA    ? LEDGER_FAIL_DATA
+                                  : kind == DB_ERROR_OTHER ? LEDGER_FAIL_OTHER
+                                                           : LEDGER_FAIL_TRANSIENT;
+    int condemned = ledger_lookup_failed(&w->ledger, failure);
     bool connection_lost = db_state(w->db) == DB_DOWN;
+    /* A data error says nothing about the server: the isolated jobs are
+     * tried again at once. */
+    double delay = kind == DB_ERROR_DATA ? 0 : backoff_next(&w->db_backoff);
+    struct log_line line;
 
-    return_lookup_jobs(w);
     w->stats->lookup_failures++;
     log_begin(&line, LOG_WARN, connection_lost ? "db.lost" : "db.lookup_failed");
     log_str(&line, "error", why);
-    log_int(&line, "in_hand", w->count);
+    log_str(&line, "sqlstate", db_last_sqlstate(w->db)[0] ? db_last_sqlstate(w->db) : NULL);
+    log_int(&line, "in_hand", ledger_count(&w->ledger));
     log_double(&line, "retry_in", delay);
     log_end(&line);
     if (connection_lost)
         w->db_retry_at = now + delay;
     else
         w->lookup_retry_at = now + delay;
+    if (condemned >= 0 && w->link.mq != NULL) {
+        const struct job_slot *s = &w->slots[condemned];
+        char detail[256];
+        if (s->has_user_id)
+            snprintf(detail, sizeof detail,
+                     "the preferences of user_id %lld cannot be read (SQLSTATE %s)", s->user_id,
+                     db_last_sqlstate(w->db));
+        else
+            snprintf(detail, sizeof detail, "the greeting templates cannot be read (SQLSTATE %s)",
+                     db_last_sqlstate(w->db));
+        fail_job(w, (unsigned)condemned, ERROR_BAD_PREFERENCES, detail);
+        check_broker_error(w);
+    }
 }
 
 static void ensure_db(struct worker *w, double now)
@@ -645,37 +584,11 @@ static void ensure_db(struct worker *w, double now)
         db_failed(w, err, now);
 }
 
-/* The next suspect to run alone, or -1: none, or other work still in
- * hand.  Drawn at random among the suspects held: each crash sends back
- * the crashing job with whatever suspects were still waiting, and a
- * random order lets every innocent one go first with even odds or better
- * each round, so none stays stuck behind the crasher until the delivery
- * limit.  (Lowest delivery count first was tried: counts also grow with
- * returns the crasher does not share, and the fault suite caught an
- * innocent counted ahead of the crasher, run after it every time.) */
-static int next_suspect(struct worker *w)
+/* A suspect's turn: prove the acks of everything before it arrived, then
+ * decode and start it. */
+static void run_suspect(struct worker *w, unsigned slot)
 {
-    int chosen = -1;
-    unsigned seen = 0;
-
-    for (unsigned i = 0; i < w->count; i++) {
-        struct slot *slot = slot_at(w, i);
-        if (slot->state == SLOT_ACKED)
-            continue;
-        if (slot->state != SLOT_SUSPECT)
-            return -1; /* finish (and ack) everything else first */
-        /* Reservoir sampling: the i-th suspect replaces the pick with
-         * probability 1/i, which leaves each equally likely. */
-        if (backoff_random(&w->random) * ++seen < 1.0)
-            chosen = (int)((w->head + i) % w->cap);
-    }
-    return chosen;
-}
-
-static void run_suspect(struct worker *w, unsigned index)
-{
-    struct slot *slot = &w->slots[index];
-    struct mq_message *m = slot->held;
+    const struct job_slot *s = &w->slots[slot];
     struct log_line line;
     char err[512];
 
@@ -684,92 +597,56 @@ static void run_suspect(struct worker *w, unsigned index)
      * the jobs just finished come back -- again and again, if they keep
      * meeting this job.  A round trip on the channel (the broker handles
      * a channel's frames in order) proves the acks arrived. */
-    if (!mq_qos(w->mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
+    if (!mq_qos(w->link.mq, (unsigned)w->cfg->prefetch, err, sizeof err)) {
         broker_lost(w, err);
         return;
     }
-
     log_begin(&line, LOG_INFO, "suspect.run");
-    log_strn(&line, "message_id", m->message_id.present ? m->message_id.data : NULL,
-             m->message_id.len);
-    log_int(&line, "delivery_tag", (long long)slot->tag);
-    log_int(&line, "delivery_count", slot->delivery_count);
-    log_int(&line, "suspects_left", w->suspects - 1);
+    log_strn(&line, "message_id", field(s, F_MESSAGE_ID), (unsigned)field_len(s, F_MESSAGE_ID));
+    log_int(&line, "delivery_tag", (long long)ledger_entry(&w->ledger, slot)->tag);
+    log_int(&line, "delivery_count", s->delivery_count);
+    log_int(&line, "suspects_left", ledger_in_state(&w->ledger, LEDGER_SUSPECT) - 1);
     log_end(&line);
-    w->suspects--;
-    w->suspect_running = true;
-    slot->held = NULL;
-    process_delivery(w, index, m);
-    free(m);
-    buf_shrink(&w->slots[index].held_body, 1 << 16);
+    ledger_suspect_started(&w->ledger, slot);
+    start_job(w, slot);
+    check_broker_error(w);
 }
 
-/* The deliberately broken mode (fault-injection builds only): ack a job
- * as its lookup starts, long before its reply is confirmed -- the bug the
- * fault suite must catch. */
-static bool fault_ack_now(struct worker *w, struct slot *slot)
-{
-    char err[512];
-
-    if (!w->fault_ack_early)
-        return true;
-    slot->acked_early = true;
-    if (mq_ack(w->mq, slot->tag, false, err, sizeof err))
-        return true;
-    broker_lost(w, err);
-    return false;
-}
-
+/* Starts what the ledger says comes next: a lookup, or a suspect. */
 static void start_lookup(struct worker *w, double now)
 {
-    unsigned batch = 0, ids = 0;
+    unsigned n, ids = 0;
+    enum ledger_action action;
     char err[512];
 
-    if (db_state(w->db) != DB_READY || w->in_lookup > 0 || now < w->lookup_retry_at)
+    if (w->link.mq == NULL || db_state(w->db) != DB_READY || now < w->lookup_retry_at)
         return;
-    if (w->suspect_running) {
-        /* Its own lookup (if it needs one) goes alone. */
-        for (unsigned i = 0; i < w->count; i++) {
-            struct slot *slot = slot_at(w, i);
-            if (slot->state == SLOT_WAIT_CONFIRM || slot->state == SLOT_IN_LOOKUP)
+    action = ledger_next(&w->ledger, (unsigned)w->cfg->batch_max, backoff_random(&w->random),
+                         w->plan, &n);
+    if (action == LEDGER_RUN_SUSPECT) {
+        run_suspect(w, w->plan[0]);
+        /* Its lookup now, not a poll timeout later.  Once: the suspect
+         * is running, so this call cannot pick another. */
+        if (w->link.mq != NULL && ledger_suspect_running(&w->ledger))
+            start_lookup(w, now);
+        return;
+    }
+    if (action != LEDGER_LOOK_UP)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        const struct job_slot *s = &w->slots[w->plan[i]];
+        ledger_lookup_started(&w->ledger, w->plan[i]);
+        if (s->has_user_id)
+            w->lookup_ids[ids++] = s->user_id;
+        if (fault_ack_early()) {
+            ledger_mark_acked(&w->ledger, w->plan[i]);
+            if (!mq_ack(w->link.mq, ledger_entry(&w->ledger, w->plan[i])->tag, false, err,
+                        sizeof err)) {
+                broker_lost(w, err);
                 return;
-            if (slot->state == SLOT_WAIT_LOOKUP) {
-                slot->state = SLOT_IN_LOOKUP;
-                batch = 1;
-                if (slot->has_user_id)
-                    w->lookup_ids[ids++] = slot->user_id;
-                break;
             }
         }
-        if (batch == 0)
-            w->suspect_running = false; /* it finished (or was poison) */
     }
-    if (!w->suspect_running) {
-        for (unsigned i = 0; i < w->count && batch < w->cfg->batch_max; i++) {
-            struct slot *slot = slot_at(w, i);
-            if (slot->state != SLOT_WAIT_LOOKUP)
-                continue;
-            slot->state = SLOT_IN_LOOKUP;
-            batch++;
-            if (slot->has_user_id)
-                w->lookup_ids[ids++] = slot->user_id;
-            if (!fault_ack_now(w, slot))
-                return;
-        }
-    }
-    if (batch == 0 && !w->suspect_running && w->suspects > 0 && w->mq != NULL) {
-        int index = next_suspect(w);
-        if (index >= 0) {
-            run_suspect(w, (unsigned)index);
-            /* Its lookup now, not a poll timeout later.  Once: the suspect
-             * is running, so this call cannot pick another. */
-            start_lookup(w, now);
-        }
-        return;
-    }
-    if (batch == 0)
-        return;
-    w->in_lookup = batch;
     w->stats->lookups++;
     if (!db_lookup(w->db, w->lookup_ids, ids, err, sizeof err))
         db_failed(w, err, now);
@@ -782,37 +659,33 @@ static void on_lookup_result(struct worker *w)
     size_t n_templates;
     const struct greet_template *templates = db_result_templates(w->db, &n_templates);
 
-    for (unsigned i = 0; i < w->count && w->in_lookup > 0 && w->mq != NULL; i++) {
-        unsigned index = (w->head + i) % w->cap;
-        struct slot *slot = &w->slots[index];
+    for (unsigned i = 0; i < ledger_count(&w->ledger) && w->broker_error[0] == '\0'; i++) {
+        unsigned slot = ledger_slot(&w->ledger, i);
+        const struct job_slot *s = &w->slots[slot];
         const struct greet_prefs *prefs;
         const char *language;
         struct mq_publish_props props = {0};
 
-        if (slot->state != SLOT_IN_LOOKUP)
+        if (ledger_entry(&w->ledger, slot)->state != LEDGER_LOOKUP)
             continue;
-        w->in_lookup--;
-        prefs = slot->has_user_id ? db_result_prefs(w->db, slot->user_id) : NULL;
+        prefs = s->has_user_id ? db_result_prefs(w->db, s->user_id) : NULL;
         buf_reset(&w->message);
-        language = greet_message(&w->message, slot_name(slot), prefs, templates, n_templates);
+        language = greet_message(&w->message, field(s, F_NAME), prefs, templates, n_templates);
         if (language == NULL ||
-            !reply_encode_ok(&w->reply, slot_job_id(slot), w->message.data, language)) {
-            broker_lost(w, "out of memory encoding a reply");
+            !reply_encode_ok(&w->reply, field(s, F_JOB_ID), w->message.data, language)) {
+            broker_failed(w, "out of memory encoding a reply");
             break;
         }
         props.content_type = CONTENT_TYPE_JSON;
-        props.message_id = slot_job_id(slot);
-        props.message_id_len = strlen(slot_job_id(slot));
-        if (slot->has_correlation) {
-            props.correlation_id = slot->text.data + slot->correlation_at;
-            props.correlation_id_len = slot->correlation_len;
-        }
-        slot->state = SLOT_WAIT_CONFIRM;
-        if (!publish_for(w, index, slot_reply_to(slot), &props, w->reply.data, w->reply.len))
-            break;
+        props.message_id = field(s, F_JOB_ID);
+        props.message_id_len = field_len(s, F_JOB_ID);
+        props.correlation_id = field(s, F_CORRELATION);
+        props.correlation_id_len = field_len(s, F_CORRELATION);
+        ledger_published(&w->ledger, slot, 1, false);
+        publish(w, slot, false, field(s, F_REPLY_QUEUE), &props, w->reply.data, w->reply.len);
     }
-    w->in_lookup = 0;
     db_result_clear(w->db);
+    check_broker_error(w);
 }
 
 static void on_db_ready(struct worker *w, double now)
@@ -862,7 +735,7 @@ static void check_db_stall(struct worker *w, double now)
     }
 }
 
-/* ---- The loop -------------------------------------------------------- */
+/* ---- The loop ---------------------------------------------------------- */
 
 static int poll_timeout(const struct worker *w, double now)
 {
@@ -870,8 +743,8 @@ static int poll_timeout(const struct worker *w, double now)
 
     if (w->cfg->heartbeat > 0 && now + w->cfg->heartbeat / 4 < deadline)
         deadline = now + w->cfg->heartbeat / 4;
-    if (w->mq == NULL && w->mq_retry_at < deadline)
-        deadline = w->mq_retry_at;
+    if (!w->draining && w->link.mq == NULL && w->link.retry_at < deadline)
+        deadline = w->link.retry_at;
     if (db_state(w->db) == DB_DOWN && w->db_retry_at < deadline)
         deadline = w->db_retry_at;
     if (w->lookup_retry_at > now && w->lookup_retry_at < deadline)
@@ -880,7 +753,7 @@ static int poll_timeout(const struct worker *w, double now)
         deadline = w->drain_deadline;
     if (w->next_stats > 0 && w->next_stats < deadline)
         deadline = w->next_stats;
-    if (w->mq != NULL && mq_has_buffered(w->mq))
+    if (w->link.mq != NULL && mq_has_buffered(w->link.mq))
         return 0;
     return clock_ms_until(deadline, POLL_CAP_MS);
 }
@@ -895,53 +768,42 @@ static void drain_wake_pipe(int fd)
 
 static bool init(struct worker *w, const struct config *cfg, struct worker_stats *stats)
 {
+    /* Twice the prefetch: entries acked one by one stay in the ledger
+     * until the head passes them, while the broker fills the window
+     * again.  A job has at most two publishes in flight, and settled
+     * ones wait behind unsettled ones in the confirm window. */
+    unsigned cap = 2 * (unsigned)cfg->prefetch;
+
     memset(w, 0, sizeof *w);
     w->cfg = cfg;
     w->stats = stats;
-    w->mq_settings.url = cfg->amqp_url;
-    w->mq_settings.cacert = cfg->amqp_cacert;
-    w->mq_settings.client_name = "greet-worker";
-    w->mq_settings.heartbeat = cfg->heartbeat;
-    w->mq_settings.timeout = CONNECT_TIMEOUT;
-    w->topology.jobs_queue = cfg->jobs_queue;
-    w->topology.reply_queue = cfg->reply_queue;
-    w->topology.dead_queue = cfg->dead_queue;
-    w->topology.delivery_limit = cfg->delivery_limit;
+    link_init(&w->link, cfg, "greet-worker", BACKOFF_CAP, setup_broker, w);
 
-    /* Twice the prefetch: slots acked one by one stay in the ring until
-     * the head passes them, while the broker fills the window again. */
-    w->cap = 2 * (unsigned)cfg->prefetch;
-    w->pub_cap = 2 * w->cap; /* a poison job publishes twice */
-    w->slots = calloc(w->cap, sizeof *w->slots);
-    w->publishes = calloc(w->pub_cap, sizeof *w->publishes);
+    w->slots = calloc(cap, sizeof *w->slots);
+    w->plan = calloc((size_t)cfg->batch_max, sizeof *w->plan);
     w->lookup_ids = calloc((size_t)cfg->batch_max, sizeof *w->lookup_ids);
+    w->single_acks = calloc(cap, sizeof *w->single_acks);
     w->db = db_new(cfg->database_url, "greet-worker", cfg->db_timeout);
-    backoff_init(&w->mq_backoff, BACKOFF_BASE, BACKOFF_CAP, (uint64_t)getpid() * 2654435761u);
     backoff_init(&w->db_backoff, BACKOFF_BASE, BACKOFF_CAP, (uint64_t)getpid() * 40503u + 1);
     backoff_init(&w->random, 1, 1, (uint64_t)getpid() ^ (uint64_t)(clock_now() * 1e6));
     if (cfg->stats_interval > 0)
         w->next_stats = clock_now() + cfg->stats_interval;
-#ifdef GREET_FAULT_INJECTION
-    w->fault_crash_job = getenv("GREET_FAULT_CRASH_JOB");
-    w->fault_ack_early =
-        getenv("GREET_FAULT_ACK_EARLY") && strcmp(getenv("GREET_FAULT_ACK_EARLY"), "1") == 0;
-    if (w->fault_crash_job || w->fault_ack_early)
-        log_msg(LOG_WARN, "fault.injection", "fault-injection build with a fault armed");
-#endif
-    return w->slots && w->publishes && w->lookup_ids && w->db;
+    fault_init();
+    return ledger_init(&w->ledger, cap) && confirms_init(&w->confirms, 4 * (size_t)cap) &&
+           w->slots && w->plan && w->lookup_ids && w->single_acks && w->db;
 }
 
 static void teardown(struct worker *w)
 {
-    for (unsigned i = 0; w->slots && i < w->cap; i++) {
-        free(w->slots[i].held);
-        buf_free(&w->slots[i].held_body);
+    for (unsigned i = 0; w->slots && i < w->ledger.cap; i++)
         buf_free(&w->slots[i].text);
-    }
     db_free(w->db);
+    ledger_free(&w->ledger);
+    confirms_free(&w->confirms);
     free(w->slots);
-    free(w->publishes);
+    free(w->plan);
     free(w->lookup_ids);
+    free(w->single_acks);
     buf_free(&w->message);
     buf_free(&w->reply);
 }
@@ -951,6 +813,7 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
 {
     struct worker w;
     struct pollfd fds[3];
+    int status = 0;
 
     if (!init(&w, cfg, stats)) {
         log_msg(LOG_ERROR, "worker.start_failed", "out of memory");
@@ -967,25 +830,27 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
             w.draining = true;
             w.drain_deadline = now + cfg->shutdown_timeout;
             log_begin(&line, LOG_INFO, "shutdown.start");
-            log_int(&line, "in_hand", w.count);
+            log_int(&line, "in_hand", ledger_count(&w.ledger));
             log_double(&line, "deadline_s", cfg->shutdown_timeout);
             log_end(&line);
         }
-        if (w.draining && w.count == 0 && (w.mq == NULL || mq_cancel_settled(w.mq)))
+        if (w.draining && ledger_count(&w.ledger) == 0 &&
+            (w.link.mq == NULL || mq_cancel_settled(w.link.mq)))
             break;
         if (w.draining && now >= w.drain_deadline)
             break;
 
-        ensure_broker(&w, now);
+        if (!w.draining)
+            link_ensure(&w.link, now, false);
         ensure_db(&w, now);
         update_consuming(&w);
         start_lookup(&w, now);
 
         fds[n_fds].fd = wake_fd;
         fds[n_fds++].events = POLLIN;
-        if (w.mq != NULL) {
+        if (w.link.mq != NULL) {
             mq_index = n_fds;
-            fds[n_fds].fd = mq_fd(w.mq);
+            fds[n_fds].fd = mq_fd(w.link.mq);
             fds[n_fds++].events = POLLIN;
         }
         if (db_state(w.db) != DB_DOWN && db_fd(w.db) >= 0) {
@@ -996,26 +861,30 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
         for (int i = 0; i < n_fds; i++)
             fds[i].revents = 0;
         if (poll(fds, (nfds_t)n_fds, poll_timeout(&w, now)) < 0 && errno != EINTR) {
-            log_error_event(LOG_ERROR, "worker.poll_failed", strerror(errno));
+            struct log_line line;
+            log_begin(&line, LOG_ERROR, "worker.poll_failed");
+            log_str(&line, "error", strerror(errno));
+            log_end(&line);
+            status = 1;
             break;
         }
         now = clock_now();
 
         if (fds[0].revents)
             drain_wake_pipe(wake_fd);
-        if (mq_index >= 0 && w.mq != NULL && fds[mq_index].revents)
-            mq_saw_input(w.mq, now);
-        if (w.mq != NULL)
+        if (mq_index >= 0 && w.link.mq != NULL && fds[mq_index].revents)
+            mq_saw_input(w.link.mq, now);
+        if (w.link.mq != NULL)
             on_broker_events(&w);
         if (db_index >= 0 && fds[db_index].revents)
             on_db_ready(&w, now);
         check_db_stall(&w, now);
-        if (w.mq != NULL && !mq_heartbeat_ok(w.mq, now))
+        if (w.link.mq != NULL && !mq_heartbeat_ok(w.link.mq, now))
             broker_lost(&w, "missed broker heartbeats");
-        if (w.mq != NULL) {
+        if (w.link.mq != NULL) {
             ack_finished(&w);
-            if (w.mq != NULL)
-                mq_release_buffers(w.mq);
+            if (w.link.mq != NULL)
+                mq_release_buffers(w.link.mq);
         }
         if (w.next_stats > 0 && now >= w.next_stats) {
             log_stats(&w, "worker.stats");
@@ -1023,18 +892,17 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
         }
     }
 
-    if (w.count > 0) {
+    if (ledger_count(&w.ledger) > 0) {
         struct log_line line;
-        stats->returned_at_shutdown = w.count;
+        stats->returned_at_shutdown = ledger_count(&w.ledger);
         log_begin(&line, LOG_WARN, "shutdown.deadline");
-        log_int(&line, "returned", w.count);
+        log_int(&line, "returned", ledger_count(&w.ledger));
         log_str(&line, "msg", "jobs still in hand go back to the broker");
         log_end(&line);
     }
     /* Closing the channel hands anything unacked back to the broker. */
-    mq_close(w.mq);
-    w.mq = NULL;
+    link_close(&w.link);
     log_stats(&w, "worker.stopped");
     teardown(&w);
-    return 0;
+    return status;
 }

@@ -2,10 +2,12 @@
  *
  * One process owns one broker connection and one database connection and
  * multiplexes both, the signal pipe and its timers in one poll(2) loop.
- * Jobs move through slots in arrival order:
+ * The jobs in hand and every decision about them live in the ledger
+ * (ledger.h):
  *
  *   delivered -> (valid) waiting for lookup -> in lookup -> reply published
  *             -> (poison) error reply + dead copy published
+ *             -> (redelivered) held as a suspect until it can run alone
  *   published -> every publish confirmed -> done -> acked (multiple, in order)
  *
  * A job is acked only once the broker confirmed everything it published
@@ -24,9 +26,10 @@ struct worker_stats {
     unsigned long long jobs_ok;
     unsigned long long jobs_failed; /* poison: error reply + dead copy */
     unsigned long long replies_unroutable;
+    unsigned long long replies_refused; /* nacked: the job went to the dead queue */
+    unsigned long long jobs_returned;   /* even the dead copy was refused: requeued */
     unsigned long long lookups;
     unsigned long long lookup_failures;
-    unsigned long long broker_connects;
     unsigned long long db_connects;
     unsigned long long returned_at_shutdown;
 };
