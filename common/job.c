@@ -3,8 +3,11 @@
 
 #include "utf8.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *job_status_code(enum job_status status)
@@ -121,6 +124,132 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
     return JOB_OK;
 }
 
+/* jansson refuses a whole document for one number it cannot hold (an
+ * integer past 64 bits, a real past DBL_MAX), yet a key the job does not
+ * use must be ignored whatever it holds.  So, on that error only, the
+ * body is parsed again with every such number replaced by [] padded with
+ * spaces to the same width: error positions stay those of the body; []
+ * is as invalid as the number wherever the job reads a value (user_id
+ * wants an integer, job_id and name strings); and, unlike a number, it
+ * cannot run into a neighbouring token ("2-1e400" stays invalid).
+ * Decoding every integer as a real instead (JSON_DECODE_INT_AS_REAL)
+ * would cost user_id its exactness past 2^53 and still refuse 1e400. */
+#define HUGE_PLACEHOLDER "[]"
+
+static size_t skip_digits(const char *s, size_t i, size_t len)
+{
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+/* The length of the JSON number token at s[start..len), or 0 when there
+ * is none there; *is_real tells a fraction or exponent. */
+static size_t number_token(const char *s, size_t start, size_t len, bool *is_real)
+{
+    size_t i = start, digits;
+
+    *is_real = false;
+    if (i < len && s[i] == '-')
+        i++;
+    digits = i;
+    i = skip_digits(s, i, len);
+    if (i == digits || (s[digits] == '0' && i - digits > 1))
+        return 0; /* no digits, or a leading zero: not JSON */
+    if (i < len && s[i] == '.') {
+        size_t frac = i + 1;
+        i = skip_digits(s, frac, len);
+        if (i == frac)
+            return 0;
+        *is_real = true;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        size_t exp = i + 1;
+        if (exp < len && (s[exp] == '+' || s[exp] == '-'))
+            exp++;
+        i = skip_digits(s, exp, len);
+        if (i == exp)
+            return 0;
+        *is_real = true;
+    }
+    return i - start;
+}
+
+/* Whether jansson overflows on the token s[0..n), which is followed by a
+ * byte that may be overwritten for the while (copy holds a NUL at len). */
+static bool token_overflows(char *s, size_t n, bool is_real)
+{
+    char saved = s[n];
+    bool overflows;
+
+    s[n] = '\0';
+    errno = 0;
+    if (is_real) {
+        double value = strtod(s, NULL);
+        overflows = errno == ERANGE && isinf(value);
+    } else {
+        (void)strtoll(s, NULL, 10);
+        overflows = errno == ERANGE;
+    }
+    s[n] = saved;
+    return overflows;
+}
+
+/* Replaces, in text[0..len) (NUL-terminated), every number outside a
+ * string that jansson cannot hold. */
+static void replace_huge_numbers(char *text, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        bool is_real;
+        size_t n;
+
+        if (text[i] == '"') {
+            for (i++; i < len && text[i] != '"'; i++)
+                if (text[i] == '\\')
+                    i++;
+            i++;
+            continue;
+        }
+        if (text[i] != '-' && (text[i] < '0' || text[i] > '9')) {
+            i++;
+            continue;
+        }
+        n = number_token(text, i, len, &is_real);
+        if (n == 0) {
+            i++; /* not a number: jansson will say so */
+            continue;
+        }
+        /* A number that overflows is never shorter than the placeholder. */
+        if (n >= sizeof HUGE_PLACEHOLDER - 1 && token_overflows(text + i, n, is_real)) {
+            memset(text + i, ' ', n);
+            memcpy(text + i, HUGE_PLACEHOLDER, sizeof HUGE_PLACEHOLDER - 1);
+        }
+        i += n;
+    }
+}
+
+/* json_loadb, except that a number out of jansson's range does not fail
+ * the document (see above). */
+static json_t *load_json(const char *body, size_t len, size_t flags, json_error_t *error)
+{
+    json_t *root = json_loadb(body, len, flags, error);
+    char *copy;
+
+    if (root != NULL || json_error_code(error) != json_error_numeric_overflow)
+        return root;
+    copy = malloc(len + 1);
+    if (copy == NULL)
+        return NULL; /* error still tells the overflow */
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    replace_huge_numbers(copy, len);
+    root = json_loadb(copy, len, flags, error);
+    free(copy);
+    return root;
+}
+
 /* An oversized job is still answered with its job_id when one can be read;
  * past JOB_ID_SCAN_MAX the body is not parsed at all, so a huge message
  * costs no more than its copy. */
@@ -129,11 +258,12 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
 static void read_job_id_of_large(const char *body, size_t len, struct job *job)
 {
     char ignored[256];
+    json_error_t error;
     json_t *root;
 
     if (len > JOB_ID_SCAN_MAX)
         return;
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    root = load_json(body, len, JSON_REJECT_DUPLICATES, &error);
     if (json_is_object(root) && json_object_get(root, "job_id") != NULL)
         check_string_field(json_object_get(root, "job_id"), "job_id", JOB_ID_MAX_CHARS, job->job_id,
                            sizeof job->job_id, ignored, sizeof ignored);
@@ -160,8 +290,9 @@ enum job_status job_decode(const char *body, size_t len, struct job *job, char *
     /* JSON_DECODE_ANY: "42" is JSON, just not a job (invalid_job).
      * JSON_ALLOW_NUL lets "\u0000" through the parser so that validation
      * reports it as the control character it is, with the job_id. */
-    root = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
+    root = load_json(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
     if (root == NULL) {
+        /* Only when the copy for load_json could not be made. */
         if (json_error_code(&error) == json_error_numeric_overflow) {
             snprintf(detail, detail_len, "a number in the job is out of range (line %d, column %d)",
                      error.line, error.column);

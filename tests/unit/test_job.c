@@ -33,6 +33,24 @@ static const struct job_case cases[] = {
     {"{\"job_id\":\"with space and \\\"quotes\\\"\"}", JOB_OK, "with space and \"quotes\"", 0, NULL,
      NULL},
 
+    /* Forward compatibility: an ignored key is ignored whatever number it
+     * holds, even one jansson cannot represent (issue 7, defect 5). */
+    {"{\"job_id\":\"x\",\"other\":1e400}", JOB_OK, "x", 0, NULL, NULL},
+    {"{\"job_id\":\"x\",\"other\":-1E+400}", JOB_OK, "x", 0, NULL, NULL},
+    {"{\"job_id\":\"x\",\"other\":123456789012345678901234567890}", JOB_OK, "x", 0, NULL, NULL},
+    {"{\"job_id\":\"x\",\"other\":-123456789012345678901234567890}", JOB_OK, "x", 0, NULL, NULL},
+    {"{\"job_id\":\"x\",\"other\":1e-400,\"zero\":-0,\"real\":-0.0}", JOB_OK, "x", 0, NULL, NULL},
+    {"{\"other\":1e400,\"job_id\":\"x\",\"user_id\":7,\"name\":\"Ada\"}", JOB_OK, "x", 7, "Ada",
+     NULL},
+    {"{\"job_id\":\"x\",\"a\":[1e400,{\"b\":-99999999999999999999}],\"c\":{\"d\":[[9e999]]}}",
+     JOB_OK, "x", 0, NULL, NULL},
+    /* user_id stays exact next to a huge ignored number. */
+    {"{\"job_id\":\"x\",\"user_id\":9223372036854775807,\"n\":9223372036854775808}", JOB_OK, "x",
+     9223372036854775807LL, NULL, NULL},
+    /* Number-like text inside strings is left alone. */
+    {"{\"job_id\":\"1e400\",\"name\":\"\\\"-1e400\",\"o\":1e400}", JOB_OK, "1e400", 0, "\"-1e400",
+     NULL},
+
     /* Not JSON. */
     {"", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
     {"{", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
@@ -42,6 +60,15 @@ static const struct job_case cases[] = {
     {"{\"job_id\":\"\xc3\"}", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
     {"{\"job_id\":\"\xed\xa0\x80\"}", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
     {"{\"job_id\":\"a\",\"job_id\":\"b\"}", JOB_INVALID_JSON, "", 0, NULL, "duplicate"},
+    /* A huge number does not make broken JSON pass, nor hide where it breaks. */
+    {"{\"job_id\":\"j1\",\"o\":1e400-5}", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
+    {"{\"job_id\":\"j1\",\"o\":2-1e400}", JOB_INVALID_JSON, "", 0, NULL, "not valid JSON"},
+    {"{\"job_id\":\"j1\",\"user_id\":2-9223372036854775809}", JOB_INVALID_JSON, "", 0, NULL,
+     "not valid JSON"},
+    {"{\"job_id\":\"j1\",\"o\":1e400,\"p\":0123456789012345678901}", JOB_INVALID_JSON, "", 0, NULL,
+     "not valid JSON"},
+    {"{\"job_id\":\"j1\",\"o\":1e400,}", JOB_INVALID_JSON, "", 0, NULL, "(line 1, column 26)"},
+    {"{\"job_id\":\"j1\",\"o\":1e400,\"o\":1}", JOB_INVALID_JSON, "", 0, NULL, "duplicate"},
 
     /* JSON, but not a job object. */
     {"[]", JOB_INVALID_JOB, "", 0, NULL, "must be a JSON object"},
@@ -54,6 +81,9 @@ static const struct job_case cases[] = {
     {"{\"user_id\":1}", JOB_INVALID_JOB, "", 0, NULL, "job_id is required"},
     {"{\"job_id\":null}", JOB_INVALID_JOB, "", 0, NULL, "job_id must be a string"},
     {"{\"job_id\":7}", JOB_INVALID_JOB, "", 0, NULL, "job_id must be a string"},
+    {"{\"job_id\":1e400}", JOB_INVALID_JOB, "", 0, NULL, "job_id must be a string"},
+    {"{\"job_id\":123456789012345678901234567890}", JOB_INVALID_JOB, "", 0, NULL,
+     "job_id must be a string"},
     {"{\"job_id\":\"\"}", JOB_INVALID_JOB, "", 0, NULL, "1 to 128 characters, got 0"},
     {"{\"job_id\":\"a\\tb\"}", JOB_INVALID_JOB, "", 0, NULL, "job_id contains a control character"},
     {"{\"job_id\":\"a\\u0000b\"}", JOB_INVALID_JOB, "", 0, NULL,
@@ -69,13 +99,30 @@ static const struct job_case cases[] = {
     {"{\"job_id\":\"j1\",\"user_id\":1.0}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":\"42\"}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
     {"{\"job_id\":\"j1\",\"user_id\":true}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
-    {"{\"job_id\":\"j1\",\"user_id\":99999999999999999999}", JOB_INVALID_JOB, "", 0, NULL,
-     "out of range"},
+    {"{\"job_id\":\"j1\",\"user_id\":-0}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
+    /* Out of range: still an invalid user_id, and the job_id is known. */
+    {"{\"job_id\":\"j1\",\"user_id\":99999999999999999999}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":9223372036854775808}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":123456789012345678901234567890}", JOB_INVALID_JOB, "j1", 0,
+     NULL, "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":-123456789012345678901234567890}", JOB_INVALID_JOB, "j1", 0,
+     NULL, "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":1e400}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
+    {"{\"user_id\":-1e400,\"job_id\":\"j1\"}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "user_id must be an integer >= 1"},
+    {"{\"job_id\":\"j1\",\"user_id\":1e2}", JOB_INVALID_JOB, "j1", 0, NULL, "user_id"},
 
     /* name. */
     {"{\"job_id\":\"j1\",\"name\":\"\"}", JOB_INVALID_JOB, "j1", 0, NULL,
      "name must be 1 to 200 characters, got 0"},
     {"{\"job_id\":\"j1\",\"name\":5}", JOB_INVALID_JOB, "j1", 0, NULL, "name must be a string"},
+    {"{\"job_id\":\"j1\",\"name\":1e400}", JOB_INVALID_JOB, "j1", 0, NULL, "name must be a string"},
+    {"{\"job_id\":\"j1\",\"name\":-99999999999999999999}", JOB_INVALID_JOB, "j1", 0, NULL,
+     "name must be a string"},
     {"{\"job_id\":\"j1\",\"name\":[\"a\"]}", JOB_INVALID_JOB, "j1", 0, NULL,
      "name must be a string"},
     {"{\"job_id\":\"j1\",\"name\":\"a\\nb\"}", JOB_INVALID_JOB, "j1", 0, NULL,
@@ -196,6 +243,26 @@ START_TEST(test_body_size_limit)
 }
 END_TEST
 
+/* Too large, with a number jansson cannot hold before the job_id: the
+ * job_id is still read for the error reply. */
+START_TEST(test_too_large_with_huge_number)
+{
+    size_t len = JOB_BODY_MAX + 100;
+    char *body = malloc(len + 1);
+    struct job job;
+    char detail[256];
+    const char *head = "{\"big\":1e400,\"job_id\":\"huge\",\"pad\":\"";
+    size_t head_len = strlen(head);
+
+    memcpy(body, head, head_len);
+    memset(body + head_len, 'p', len - head_len - 2);
+    memcpy(body + len - 2, "\"}", 3);
+    ck_assert_int_eq(job_decode(body, len, &job, detail, sizeof detail), JOB_TOO_LARGE);
+    ck_assert_str_eq(job.job_id, "huge");
+    free(body);
+}
+END_TEST
+
 START_TEST(test_detail_is_deterministic)
 {
     const char *body = "{\"job_id\":\"j\",\"user_id\":\"x\"";
@@ -258,6 +325,7 @@ Suite *job_suite(void)
     tcase_add_loop_test(tc, test_table, 0, sizeof cases / sizeof cases[0]);
     tcase_add_loop_test(tc, test_lengths, 0, sizeof lengths / sizeof lengths[0]);
     tcase_add_test(tc, test_body_size_limit);
+    tcase_add_test(tc, test_too_large_with_huge_number);
     tcase_add_test(tc, test_detail_is_deterministic);
     tcase_add_loop_test(tc, test_codes, 0, sizeof codes / sizeof codes[0]);
     tcase_add_loop_test(tc, test_check_text, 0, sizeof texts / sizeof texts[0]);
