@@ -45,22 +45,27 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 
 # The shared code, built once into a static library; each program links
 # only the objects (and the system libraries) it uses.  Pure logic first,
-# then the adapters around librabbitmq and libpq.
+# then the adapters around librabbitmq and libpq.  Only the worker talks
+# to PostgreSQL, so only it links libpq: config.c reaches the URL checkers
+# (mq_url.c, db_url.c) through the pointers each main() passes in.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
+             common/jsonw.c common/stdfds.c \
              common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
-             common/mq.c common/db.c
+             common/mq.c common/mq_url.c common/db.c common/db_url.c
 WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
 UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \
-               tests/unit/test_config.c tests/unit/test_job.c tests/unit/test_greet.c \
+               tests/unit/test_config.c tests/unit/test_mq_url.c tests/unit/test_db_url.c \
+               tests/unit/test_job.c tests/unit/test_greet.c \
                tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c \
+               tests/unit/test_jsonw.c tests/unit/test_stdfds.c \
                tests/unit/test_confirms.c tests/unit/test_ledger.c
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c bench/baseline.c
 
 WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq) -lm
-PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson libpq) -lm
-REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson libpq) -lm
+PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson) -lm
+REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson) -lm
 TOOL_LIBS     = $(call pkg_libs,librabbitmq jansson libpq) -lm
 UNIT_LIBS     = $(call pkg_libs,check librabbitmq jansson libpq) -lm
 

@@ -3,15 +3,18 @@
 
 #include "log.h"
 
-#include <amqp.h>
 #include <errno.h>
-#include <libpq-fe.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum option_type { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_BOOL };
+
+/* An OPT_STRING that is a URL: checked at start-up and logged masked by
+ * the struct config_urls function of its kind. */
+enum url_kind { URL_NONE, URL_AMQP, URL_DATABASE };
 
 struct option {
     const char *flag; /* without the leading "--" */
@@ -22,6 +25,7 @@ struct option {
     size_t offset;
     unsigned programs;
     const char *help;
+    enum url_kind url; /* last, so that other entries leave it out */
 };
 
 #define ALL       (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES)
@@ -32,11 +36,11 @@ struct option {
  * (README, "Performance"). */
 static const struct option options[] = {
     {"amqp-url", "AMQP_URL", OPT_STRING, "amqp://guest:guest@localhost:5672/", 0, 0, AT(amqp_url),
-     ALL, "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)"},
+     ALL, "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)", URL_AMQP},
     {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
      AT(amqp_cacert), ALL, "CA bundle that verifies the broker's certificate with amqps://"},
     {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),
-     PROGRAM_WORKER, "libpq connection string or URI"},
+     PROGRAM_WORKER, "libpq connection string or URI", URL_DATABASE},
     {"jobs-queue", "GREET_JOBS_QUEUE", OPT_STRING, "greet.jobs", 0, 0, AT(jobs_queue), WP,
      "the jobs queue"},
     {"reply-queue", "GREET_REPLY_QUEUE", OPT_STRING, "greet.replies", 0, 0, AT(reply_queue), ALL,
@@ -57,8 +61,12 @@ static const struct option options[] = {
      PROGRAM_WORKER, "seconds between summary lines (0: only at exit)"},
     {"db-timeout", "GREET_DB_TIMEOUT", OPT_SECONDS, "5", 0.001, 3600, AT(db_timeout),
      PROGRAM_WORKER, "seconds a preference lookup may take before it is retried"},
-    {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), ALL,
+    {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), PROGRAM_WORKER,
      "debug, info, warn or error"},
+    /* The command-line programs log on the stderr a person reads, where
+     * the effective config line (info) would be noise on every run. */
+    {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "warn", 0, 0, AT(log_level),
+     PROGRAM_PRODUCER | PROGRAM_REPLIES, "debug, info, warn or error"},
 
     {"user-id", NULL, OPT_INT, NULL, 1, 9223372036854775807.0, AT(user_id), PROGRAM_PRODUCER,
      "user_id of the one job to send"},
@@ -74,7 +82,9 @@ static const struct option options[] = {
      "correlation_id of the one job to send"},
     {"file", NULL, OPT_STRING, NULL, 0, 0, AT(file), PROGRAM_PRODUCER,
      "send the jobs of a JSON-lines file, one job per line ('-': stdin)"},
-    {"count", NULL, OPT_INT, "0", 0, 100000000, AT(count), PROGRAM_PRODUCER,
+    /* No default: 0 means "unset" (one job from flags), and an explicit
+     * --count 0 is refused rather than read as that. */
+    {"count", NULL, OPT_INT, NULL, 1, 100000000, AT(count), PROGRAM_PRODUCER,
      "send a synthetic load of COUNT jobs"},
     {"users", NULL, OPT_INT, "1000", 1, 100000000, AT(users), PROGRAM_PRODUCER,
      "with --count: spread the jobs over user_id 1..USERS"},
@@ -138,6 +148,17 @@ static bool parse_bool(const char *text, bool *value)
     return false;
 }
 
+/* An OPT_INT bound of the table as the integer it stands for: a double
+ * holds each exactly but LLONG_MAX, which it rounds up to 2^63. */
+static long long int_bound(double bound)
+{
+    if (bound >= 0x1p63)
+        return LLONG_MAX;
+    if (bound <= -0x1p63)
+        return LLONG_MIN;
+    return (long long)bound;
+}
+
 static bool set_option(struct config *cfg, const struct option *opt, const char *text, char *err,
                        size_t errlen)
 {
@@ -158,12 +179,12 @@ static bool set_option(struct config *cfg, const struct option *opt, const char 
         return true;
     }
     case OPT_INT: {
-        long long value;
+        long long value, min = int_bound(opt->min), max = int_bound(opt->max);
         errno = 0;
         value = strtoll(text, &end, 10);
-        if (errno != 0 || end == text || *end != '\0' || value < opt->min || value > opt->max) {
-            set_error(err, errlen, "%s: expected a whole number from %.0f to %.0f, got '%s'", label,
-                      opt->min, opt->max, text);
+        if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
+            set_error(err, errlen, "%s: expected a whole number from %lld to %lld, got '%s'", label,
+                      min, max, text);
             return false;
         }
         *(long long *)field = value;
@@ -220,46 +241,42 @@ static bool validate_queue(const char *label, const char *name, char *err, size_
     return true;
 }
 
-static bool validate_amqp_url(const char *url, char *err, size_t errlen)
+static config_url_fn url_checker(const struct config *cfg, enum url_kind kind)
 {
-    struct amqp_connection_info info;
-    char *copy = strdup(url);
-    int status;
-
-    if (copy == NULL) {
-        set_error(err, errlen, "AMQP_URL (--amqp-url): out of memory");
-        return false;
+    switch (kind) {
+    case URL_AMQP:
+        return cfg->urls.amqp;
+    case URL_DATABASE:
+        return cfg->urls.database;
+    case URL_NONE:
+        break;
     }
-    status = amqp_parse_url(copy, &info);
-    free(copy);
-    if (status != AMQP_STATUS_OK) {
-        char masked[512];
-        config_mask_url(url, masked, sizeof masked);
-        set_error(err, errlen,
-                  "AMQP_URL (--amqp-url): '%s' is not an AMQP URL; expected "
-                  "amqp://user:pass@host:port/vhost or amqps://...",
-                  masked);
-        return false;
-    }
-    return true;
+    return NULL;
 }
 
-static bool validate_database_url(const char *url, char *err, size_t errlen)
+static bool validate_urls(const struct config *cfg, char *err, size_t errlen)
 {
-    char *parse_error = NULL;
-    PQconninfoOption *parsed = PQconninfoParse(url, &parse_error);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *opt = &options[i];
+        config_url_fn check = url_checker(cfg, opt->url);
+        char label[96], masked[512], why[384];
+        const char *url;
 
-    if (parsed == NULL) {
-        /* libpq's message ends with a newline. */
-        size_t len = parse_error ? strlen(parse_error) : 0;
-        if (len > 0 && parse_error[len - 1] == '\n')
-            parse_error[len - 1] = '\0';
-        set_error(err, errlen, "DATABASE_URL (--database-url): %s",
-                  parse_error ? parse_error : "out of memory");
-        PQfreemem(parse_error);
-        return false;
+        if (opt->url == URL_NONE || !(opt->programs & cfg->program))
+            continue;
+        url = *(char *const *)((const char *)cfg + opt->offset);
+        option_label(opt, label, sizeof label);
+        /* A main() that passes no checker for a URL its program takes is
+         * a bug: stop at once rather than run with the URL unchecked. */
+        if (check == NULL) {
+            set_error(err, errlen, "%s: this program has no checker for it", label);
+            return false;
+        }
+        if (!check(url, masked, sizeof masked, why, sizeof why)) {
+            set_error(err, errlen, "%s: %s", label, why);
+            return false;
+        }
     }
-    PQconninfoFree(parsed);
     return true;
 }
 
@@ -267,9 +284,7 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
 {
     enum log_level level;
 
-    if (!validate_amqp_url(cfg->amqp_url, err, errlen))
-        return false;
-    if ((cfg->program & PROGRAM_WORKER) && !validate_database_url(cfg->database_url, err, errlen))
+    if (!validate_urls(cfg, err, errlen))
         return false;
     if ((cfg->program & WP) &&
         !validate_queue("GREET_JOBS_QUEUE (--jobs-queue)", cfg->jobs_queue, err, errlen))
@@ -297,11 +312,14 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
-enum config_status config_load(struct config *cfg, enum config_program program, int argc,
-                               char **argv, config_getenv_fn environ_get, char *err, size_t errlen)
+enum config_status config_load(struct config *cfg, enum config_program program,
+                               const struct config_urls *urls, int argc, char **argv,
+                               config_getenv_fn environ_get, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->program = program;
+    if (urls != NULL)
+        cfg->urls = *urls;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *opt = &options[i];
@@ -356,12 +374,12 @@ enum config_status config_load(struct config *cfg, enum config_program program, 
     return validate(cfg, err, errlen) ? CONFIG_OK : CONFIG_ERROR;
 }
 
-int config_startup(struct config *cfg, enum config_program program, const char *name,
-                   const char *summary, int argc, char **argv)
+int config_startup(struct config *cfg, enum config_program program, const struct config_urls *urls,
+                   const char *name, const char *summary, int argc, char **argv)
 {
     char err[512];
 
-    switch (config_load(cfg, program, argc, argv, getenv, err, sizeof err)) {
+    switch (config_load(cfg, program, urls, argc, argv, getenv, err, sizeof err)) {
     case CONFIG_OK:
         return -1;
     case CONFIG_HELP:
@@ -429,9 +447,20 @@ void config_log_effective(const struct config *cfg)
             continue;
         switch (opt->type) {
         case OPT_STRING: {
+            const char *value = *(char *const *)field;
+            config_url_fn mask = url_checker(cfg, opt->url);
             char masked[512];
-            config_mask_url(*(char *const *)field, masked, sizeof masked);
-            log_str(&line, opt->env, masked);
+
+            /* Unparsable URLs stopped start-up, but the mask holds
+             * either way. */
+            if (opt->url != URL_NONE) {
+                if (mask == NULL)
+                    snprintf(masked, sizeof masked, "***");
+                else
+                    mask(value, masked, sizeof masked, NULL, 0);
+                value = masked;
+            }
+            log_str(&line, opt->env, value);
             break;
         }
         case OPT_INT:
@@ -446,80 +475,4 @@ void config_log_effective(const struct config *cfg)
         }
     }
     log_end(&line);
-}
-
-/* Appends src[0..len) to out, keeping room for the terminator. */
-static void append(char *out, size_t outlen, size_t *pos, const char *src, size_t len)
-{
-    while (len-- > 0 && *pos + 1 < outlen)
-        out[(*pos)++] = *src++;
-    out[*pos] = '\0';
-}
-
-static const char MASK[] = "***";
-
-void config_mask_url(const char *url, char *out, size_t outlen)
-{
-    const char *scheme_end, *p;
-    size_t pos = 0;
-
-    if (outlen == 0)
-        return;
-    out[0] = '\0';
-    if (url == NULL)
-        return;
-
-    p = url;
-    scheme_end = strstr(url, "://");
-    if (scheme_end != NULL) {
-        /* userinfo ends at the last '@' before the query, so a password
-         * may hold '/' or '@' without fooling us. */
-        const char *authority = scheme_end + 3;
-        const char *query = strchr(authority, '?');
-        const char *at = NULL;
-        for (const char *c = authority; *c && c != query; c++)
-            if (*c == '@')
-                at = c;
-        if (at != NULL) {
-            const char *colon = memchr(authority, ':', (size_t)(at - authority));
-            if (colon != NULL) {
-                append(out, outlen, &pos, url, (size_t)(colon + 1 - url));
-                append(out, outlen, &pos, MASK, sizeof MASK - 1);
-                p = at;
-            }
-        }
-    }
-
-    /* password=VALUE, in a query (&-separated) or a keyword string
-     * (space-separated, value possibly quoted). */
-    while (*p) {
-        bool at_key_start =
-            p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' || p[-1] == '\t';
-        if (at_key_start && strncmp(p, "password", 8) == 0) {
-            const char *v = p + 8;
-            while (*v == ' ')
-                v++;
-            if (*v == '=') {
-                v++;
-                while (*v == ' ')
-                    v++;
-                append(out, outlen, &pos, p, (size_t)(v - p));
-                append(out, outlen, &pos, MASK, sizeof MASK - 1);
-                if (*v == '\'') {
-                    for (v++; *v && *v != '\''; v++)
-                        if (*v == '\\' && v[1])
-                            v++;
-                    if (*v == '\'')
-                        v++;
-                } else {
-                    while (*v && *v != ' ' && *v != '&' && *v != '\t')
-                        v++;
-                }
-                p = v;
-                continue;
-            }
-        }
-        append(out, outlen, &pos, p, 1);
-        p++;
-    }
 }

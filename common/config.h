@@ -11,6 +11,18 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* Checks a URL setting and writes it with its secrets masked: false, with
+ * err filled (never with the secret), when it cannot be parsed.  main()
+ * passes mq_url_mask() and db_url_mask() in, so config.c itself needs
+ * neither librabbitmq nor libpq, and a program without a database does not
+ * link libpq. */
+typedef bool (*config_url_fn)(const char *url, char *out, size_t outlen, char *err, size_t errlen);
+
+struct config_urls {
+    config_url_fn amqp;     /* AMQP_URL */
+    config_url_fn database; /* DATABASE_URL; NULL in programs that take none */
+};
+
 /* Which program a setting belongs to (a bit mask in the table). */
 enum config_program {
     PROGRAM_WORKER = 1,
@@ -20,6 +32,7 @@ enum config_program {
 
 struct config {
     enum config_program program;
+    struct config_urls urls;
 
     /* Broker and database. */
     char *amqp_url;
@@ -67,25 +80,22 @@ enum config_status {
 };
 
 /* Loading: environment then argv; err names the variable or flag at fault.
- * environ_get is getenv in production; tests pass their own table. */
+ * environ_get is getenv in production; tests pass their own table.  urls
+ * checks the URL settings the program takes, and is kept in cfg. */
 typedef char *(*config_getenv_fn)(const char *name);
-enum config_status config_load(struct config *cfg, enum config_program program, int argc,
-                               char **argv, config_getenv_fn environ_get, char *err, size_t errlen);
+enum config_status config_load(struct config *cfg, enum config_program program,
+                               const struct config_urls *urls, int argc, char **argv,
+                               config_getenv_fn environ_get, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 /* The start of every main(): loads cfg, answers --help and --version on
  * stdout, reports bad usage on stderr.  Returns -1 when the program is to
  * run, else its exit status (0, or 2 for bad usage; cfg is then freed). */
-int config_startup(struct config *cfg, enum config_program program, const char *name,
-                   const char *summary, int argc, char **argv);
+int config_startup(struct config *cfg, enum config_program program, const struct config_urls *urls,
+                   const char *name, const char *summary, int argc, char **argv);
 
 /* Reporting: --help text and the effective settings, secrets masked. */
 void config_usage(FILE *out, enum config_program program, const char *name, const char *summary);
 void config_log_effective(const struct config *cfg);
-
-/* A connection string with any password replaced by "***": URIs
- * (scheme://user:pass@host, ?password=) and libpq keyword strings
- * (password=secret).  Always NUL-terminates out; cuts when too small. */
-void config_mask_url(const char *url, char *out, size_t outlen);
 
 #endif

@@ -3,8 +3,8 @@
 
 #include "buf.h"
 #include "clock.h"
-#include "config.h"
 #include "log.h"
+#include "mq_url.h"
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
@@ -173,8 +173,8 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
         set_error(err, errlen, "connect", "out of memory");
         goto fail;
     }
-    config_mask_url(settings->url, mq->url_masked, sizeof mq->url_masked);
-    if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+    if (!mq_url_mask(settings->url, mq->url_masked, sizeof mq->url_masked, NULL, 0) ||
+        amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
         snprintf(err, errlen, "AMQP_URL: cannot parse %s", mq->url_masked);
         goto fail;
     }

@@ -1,6 +1,9 @@
 /* jobsource.c - producer input to job bodies; see jobsource.h. */
 #include "jobsource.h"
 
+#include "jsonw.h"
+#include "utf8.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +14,23 @@ void jobsource_make_id(char *out, size_t outlen, const char *prefix, unsigned lo
     snprintf(out, outlen, "%s-%llu", prefix, seq);
 }
 
-/* Serialises obj into out, then checks it as the worker will. */
-static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len, char *err,
-                   size_t errlen)
+bool jobsource_write(struct buf *out, const char *job_id, long long user_id, const char *name)
+{
+    buf_reset(out);
+    return buf_append_str(out, "{\"job_id\":") && jsonw_string(out, job_id) &&
+           (user_id <= 0 || (buf_append_str(out, ",\"user_id\":") && jsonw_int(out, user_id))) &&
+           (name == NULL || (buf_append_str(out, ",\"name\":") && jsonw_string(out, name))) &&
+           buf_append(out, "}", 1);
+}
+
+/* Checks the body in out as the worker will. */
+static bool check_body(const struct buf *out, char *job_id, size_t job_id_len, char *err,
+                       size_t errlen)
 {
     struct job job;
     char detail[256];
-    char *text;
     enum job_status status;
 
-    buf_reset(out);
-    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (text == NULL || !buf_append_str(out, text)) {
-        free(text);
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    free(text);
     status = job_decode(out->data, out->len, &job, detail, sizeof detail);
     if (status != JOB_OK) {
         snprintf(err, errlen, "%s", detail);
@@ -37,6 +39,24 @@ static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len
     if (job_id != NULL)
         snprintf(job_id, job_id_len, "%s", job.job_id);
     return true;
+}
+
+/* Serialises obj (an input line's object: any shape) into out, then
+ * checks it. */
+static bool finish(json_t *obj, struct buf *out, char *job_id, size_t job_id_len, char *err,
+                   size_t errlen)
+{
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    json_decref(obj);
+    buf_reset(out);
+    if (text == NULL || !buf_append_str(out, text)) {
+        free(text);
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    free(text);
+    return check_body(out, job_id, job_id_len, err, errlen);
 }
 
 bool jobsource_from_line(const char *line, size_t len, const char *generated_id, struct buf *out,
@@ -63,17 +83,33 @@ bool jobsource_from_line(const char *line, size_t len, const char *generated_id,
     return finish(obj, out, job_id, job_id_len, err, errlen);
 }
 
+static bool is_utf8(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t left = strlen(text);
+
+    while (left > 0) {
+        unsigned long cp;
+        unsigned n = utf8_next(p, left, &cp);
+        if (n == 0)
+            return false;
+        p += n;
+        left -= n;
+    }
+    return true;
+}
+
 bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out,
                            char *err, size_t errlen)
 {
-    json_t *obj = json_object();
-
-    if (obj == NULL || json_object_set_new(obj, "job_id", json_string(job_id)) ||
-        (user_id > 0 && json_object_set_new(obj, "user_id", json_integer(user_id))) ||
-        (name != NULL && json_object_set_new(obj, "name", json_string(name)))) {
-        json_decref(obj);
+    /* jsonw would write U+FFFD for a bad byte: refuse it instead. */
+    if (!is_utf8(job_id) || (name != NULL && !is_utf8(name))) {
         snprintf(err, errlen, "job_id and name must be valid UTF-8");
         return false;
     }
-    return finish(obj, out, NULL, 0, err, errlen);
+    if (!jobsource_write(out, job_id, user_id, name)) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    return check_body(out, NULL, 0, err, errlen);
 }

@@ -1,4 +1,6 @@
 /* jobsource.h - turning the producer's input into job bodies (pure).
+ * Jobs of a fixed shape (from flags, synthetic) are written with jsonw;
+ * lines of a file, which may hold any keys, are re-serialised by jansson.
  *
  * A line of a JSON-lines file is a job object; job_id may be left out and
  * is then generated.  Every job is checked with the worker's own rules
@@ -23,5 +25,9 @@ bool jobsource_from_line(const char *line, size_t len, const char *generated_id,
 /* A job from flags: user_id 0 means none, name NULL means none. */
 bool jobsource_from_fields(const char *job_id, long long user_id, const char *name, struct buf *out,
                            char *err, size_t errlen);
+
+/* The same body, written into out unchecked: the synthetic load's fast
+ * path, for job_ids known to be valid.  false when out cannot grow. */
+bool jobsource_write(struct buf *out, const char *job_id, long long user_id, const char *name);
 
 #endif

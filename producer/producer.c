@@ -7,6 +7,7 @@
 #include "jobsource.h"
 #include "log.h"
 #include "mq.h"
+#include "mq_url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,14 @@
 #define CONNECT_TIMEOUT      10.0
 #define WAIT_DEFAULT_TIMEOUT 60.0
 #define MAX_LISTED           20
+/* --id-prefix: 1 to 64 characters, so up to 256 bytes of UTF-8; a
+ * generated job_id adds "-" and a sequence number. */
+#define ID_PREFIX_MAX_CHARS 64
+#define ID_PREFIX_SIZE      (ID_PREFIX_MAX_CHARS * 4 + 1)
+#define GENERATED_ID_SIZE   (ID_PREFIX_SIZE + 21)
+/* A synthetic job: its job_id written as JSON (a '"' or '\\' doubles)
+ * and a user_id. */
+#define SYNTHETIC_JOB_SIZE (2 * GENERATED_ID_SIZE + 64)
 
 enum mode { MODE_SINGLE, MODE_FILE, MODE_SYNTHETIC };
 
@@ -47,9 +56,9 @@ struct producer {
     struct buf arena;
     struct stored_job *jobs;
     size_t n_jobs, jobs_cap;
-    char id_prefix[40];
+    char id_prefix[ID_PREFIX_SIZE];
     struct buf scratch;
-    char scratch_id[64];
+    char scratch_id[GENERATED_ID_SIZE];
 
     struct mq *mq;
     char reply_queue[256];
@@ -70,6 +79,9 @@ struct producer {
     json_t *awaiting;
     double *sent_at; /* per job: when it was (last) published */
     size_t replies_ok, replies_error;
+    /* The replies go to stdout; once writing there failed (a closed pipe,
+     * a full disk) there is no point going on: errno of the failure. */
+    int stdout_errno;
     double *latencies;
     size_t n_latencies;
     double started, last_progress;
@@ -131,7 +143,7 @@ static int read_file(struct producer *p)
     }
     while ((got = getline(&line, &line_cap, in)) >= 0) {
         size_t len = (size_t)got;
-        char generated[64], job_id[JOB_ID_MAX_CHARS * 4 + 1], err[300];
+        char generated[GENERATED_ID_SIZE], job_id[JOB_ID_MAX_CHARS * 4 + 1], err[300];
 
         line_no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -182,7 +194,7 @@ oom:
 static int prepare_single(struct producer *p)
 {
     const struct config *cfg = p->cfg;
-    char generated[64], err[300];
+    char generated[GENERATED_ID_SIZE], err[300];
     const char *job_id = cfg->job_id;
     struct buf body = {0};
     int status = 0;
@@ -215,11 +227,8 @@ static void job_at(struct producer *p, size_t i, const char **body, size_t *len,
         return;
     }
     jobsource_make_id(p->scratch_id, sizeof p->scratch_id, p->id_prefix, (unsigned long long)i + 1);
-    buf_reset(&p->scratch);
-    buf_reserve(&p->scratch, 128);
-    p->scratch.len =
-        (size_t)snprintf(p->scratch.data, p->scratch.cap, "{\"job_id\":\"%s\",\"user_id\":%lld}",
-                         p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users));
+    /* Cannot fail: producer_run reserved scratch for the longest one. */
+    jobsource_write(&p->scratch, p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users), NULL);
     *body = p->scratch.data;
     *len = p->scratch.len;
     *message_id = p->scratch_id;
@@ -324,6 +333,7 @@ static void on_reply(struct producer *p, const struct mq_message *m, double now)
     else
         p->replies_error++;
     p->latencies[p->n_latencies++] = now - p->sent_at[json_integer_value(job)];
+    /* Buffered: a failure shows when the batch is flushed. */
     fwrite(m->body, 1, m->body_len, stdout);
     fputc('\n', stdout);
     json_object_del(p->awaiting, key);
@@ -379,6 +389,10 @@ static bool handle_events(struct producer *p, double now, char *err, size_t errl
     }
     if (got < 0)
         return false;
+    /* A batch of replies is flushed at once: shown as they come, without
+     * a write per line. */
+    if (last_reply && fflush(stdout) != 0 && p->stdout_errno == 0)
+        p->stdout_errno = errno;
     if (last_reply && !mq_ack(p->mq, last_reply, true /* multiple */, err, errlen))
         return false;
     mq_release_buffers(p->mq);
@@ -510,6 +524,10 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
             snprintf(err, errlen, "interrupted");
             return false;
         }
+        if (p->stdout_errno != 0) {
+            snprintf(err, errlen, "writing replies to stdout: %s", strerror(p->stdout_errno));
+            return false;
+        }
         if (!more && p->pending_count == 0 && !waiting_replies)
             return true;
         if (deadline > 0 && now >= deadline) {
@@ -639,7 +657,8 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
     memset(&p, 0, sizeof p);
     p.cfg = cfg;
     if (cfg->id_prefix) {
-        const char *problem = job_check_text(cfg->id_prefix, strlen(cfg->id_prefix), 64);
+        const char *problem =
+            job_check_text(cfg->id_prefix, strlen(cfg->id_prefix), ID_PREFIX_MAX_CHARS);
         if (problem) {
             fprintf(stderr,
                     "greet-producer: --id-prefix %s (1 to 64 characters, no control characters)\n",
@@ -668,6 +687,7 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         p.sent_at = calloc(p.total ? p.total : 1, sizeof *p.sent_at);
     }
     if (p.pending == NULL || p.confirmed_bits == NULL ||
+        (p.mode == MODE_SYNTHETIC && !buf_reserve(&p.scratch, SYNTHETIC_JOB_SIZE)) ||
         (cfg->wait && (p.awaiting == NULL || p.latencies == NULL || p.sent_at == NULL))) {
         fprintf(stderr, "greet-producer: out of memory\n");
         status = 1;
@@ -678,7 +698,7 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
      * to wait out; once started, the producer rides out broker restarts. */
     if (!connect_broker(&p, err, sizeof err)) {
         char url[256];
-        config_mask_url(cfg->amqp_url, url, sizeof url);
+        mq_url_mask(cfg->amqp_url, url, sizeof url, NULL, 0);
         fprintf(stderr, "greet-producer: broker %s: %s\n", url, err);
         status = 1;
         goto out;
@@ -705,12 +725,20 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         status = 1;
     }
     print_summary(&p, clock_now());
-    if (p.mode == MODE_SINGLE && !cfg->wait && status == 0)
-        printf("%s\n", p.arena.data + p.jobs[0].id_off);
+    if (p.mode == MODE_SINGLE && !cfg->wait && status == 0) {
+        const char *job_id = p.arena.data + p.jobs[0].id_off;
+        /* The job is queued; the caller learns its id only from stdout. */
+        if (printf("%s\n", job_id) < 0 || fflush(stdout) != 0) {
+            fprintf(
+                stderr,
+                "greet-producer: job %s was sent, but writing its job_id to stdout failed: %s\n",
+                job_id, strerror(errno));
+            status = 1;
+        }
+    }
 
 out:
-    fflush(stdout);
-    mq_close(p.mq);
+    mq_close(p.mq); /* stdout is main's to close, and to check */
     json_decref(p.awaiting);
     free(p.latencies);
     free(p.sent_at);

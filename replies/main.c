@@ -11,7 +11,9 @@
 #include "config.h"
 #include "log.h"
 #include "mq.h"
+#include "mq_url.h"
 #include "signals.h"
+#include "stdfds.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -202,25 +204,48 @@ static int run(struct subscriber *s)
     return 0;
 }
 
+/* Every reply was flushed before its ack; this catches --help and a
+ * failing close.  A run that failed already said why. */
+static int close_stdout(int status)
+{
+    if (!stdfds_close_stdout() && status == 0) {
+        fprintf(stderr, "greet-replies: writing to stdout: %s\n", strerror(errno));
+        return 1;
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    static const struct config_urls urls = {mq_url_mask, NULL /* no database */};
     struct config cfg;
     struct subscriber s = {0};
-    int status =
-        config_startup(&cfg, PROGRAM_REPLIES, "greet-replies",
+    enum log_level level = LOG_WARN;
+    int status;
+
+    /* Before the broker socket is opened: it must never become stdout. */
+    if (stdfds_reserve() != 0) {
+        fprintf(stderr, "greet-replies: cannot open /dev/null: %s\n", strerror(errno));
+        return 1;
+    }
+    status =
+        config_startup(&cfg, PROGRAM_REPLIES, &urls, "greet-replies",
                        "Print the replies of a reply queue as JSON lines, acking each once it is "
                        "written.",
                        argc, argv);
 
     if (status >= 0)
-        return status;
-    log_init("greet-replies", LOG_WARN);
+        return close_stdout(status);
+    /* stdout carries the replies: logs go to stderr. */
+    log_level_parse(cfg.log_level, &level); /* checked by config_load */
+    log_init("greet-replies", level);
     log_set_fd(STDERR_FILENO);
+    config_log_effective(&cfg);
     signals_install(false /* no wake pipe */);
     s.cfg = &cfg;
     s.seen = json_object();
     status = s.seen ? run(&s) : 1;
     json_decref(s.seen);
     config_free(&cfg);
-    return status;
+    return close_stdout(status);
 }

@@ -203,6 +203,22 @@ check "and sends nothing" grep -q "nothing was sent" "$WORK/bad.err"
 check_eq "conflicting flags exit 2" "$?" 2
 "$BIN/greet-producer" --name "" 2>"$WORK/empty.err"
 check_eq "an empty --name exits 2" "$?" 2
+"$BIN/greet-producer" --count 0 2>"$WORK/count0.err"
+check_eq "--count 0 exits 2 (it used to send one job)" "$?" 2
+check "and says what --count takes" grep -q -- "--count: expected a whole number from 1 to" "$WORK/count0.err"
+prefix='q"\'$(printf 'é%.0s' {1..30}) # 63 bytes: quote, backslash, multibyte
+"$BIN/greet-producer" --count 3 --id-prefix "$prefix" --wait --timeout 10 >"$WORK/prefix.out" 2>/dev/null
+check_eq "--id-prefix with a quote, a backslash, 63 bytes: every job answered ok" "$?" 0
+check_eq "under the job_ids asked for" "$(jq -r .job_id "$WORK/prefix.out" | sort | head -n 1)" "$prefix-1"
+"$BIN/greet-producer" --job-id full-1 >/dev/full 2>"$WORK/full.err"
+check_eq "stdout full: the job_id is lost, so exit 1" "$?" 1
+check "and the message names the job and the error" grep -q 'full-1.*No space left on device' "$WORK/full.err"
+"$BIN/greet-producer" --job-id closed-1 >&- 2>"$WORK/closed.err"
+check_eq "stdout closed: exit 1" "$?" 1
+check "and the message names the job and the error" grep -q 'closed-1.*Bad file descriptor' "$WORK/closed.err"
+"$BIN/greet-producer" --count 5 --wait --timeout 10 2>"$WORK/epipe.err" | true
+check_eq "--wait into a pipe nobody reads: exit 1" "${PIPESTATUS[0]}" 1
+check "and says why" grep -q 'writing replies to stdout: Broken pipe' "$WORK/epipe.err"
 AMQP_URL="amqp://guest:secret@127.0.0.1:1/" "$BIN/greet-producer" --job-id x 2>"$WORK/down.err"
 check_eq "broker unreachable: producer exits 1" "$?" 1
 check "with the URL masked" grep -q 'guest:\*\*\*@127.0.0.1:1' "$WORK/down.err"
@@ -219,6 +235,12 @@ check_eq "--count N stops after N" "$("$BIN/greet-replies" --count 2 --timeout 1
 check_eq "the rest stays queued (nothing acked unprinted)" "$("$BIN/greet-replies" --count 1 --timeout 10 | wc -l)" 1
 "$BIN/greet-replies" --count 1 --timeout 0.5 >/dev/null
 check_eq "--count with --timeout exits 1 when replies do not come" "$?" 1
+"$BIN/greet-producer" --job-id kept-1 >/dev/null
+"$BIN/greet-replies" --count 1 --timeout 10 >&- 2>"$WORK/replies-closed.err"
+check_eq "stdout closed: exit 1" "$?" 1
+check "and says why" grep -q 'writing to stdout: Bad file descriptor' "$WORK/replies-closed.err"
+check_eq "the reply it could not print stays queued" \
+    "$("$BIN/greet-replies" --count 1 --timeout 10 | jq -r .job_id)" kept-1
 
 echo "# every program: --help, --version, bad configuration"
 for program in greet-worker greet-producer greet-replies; do
@@ -230,6 +252,13 @@ for program in greet-worker greet-producer greet-replies; do
     "$BIN/$program" --no-such-flag >/dev/null 2>&1
     check_eq "$program: unknown flag exits 2" "$?" 2
 done
+
+check "the command-line programs log nothing by default" bash -c "! grep -q 'event=' '$WORK/load.err'"
+GREET_LOG_LEVEL=info "$BIN/greet-producer" --job-id log-1 >/dev/null 2>"$WORK/loglevel.err"
+check "GREET_LOG_LEVEL=info: greet-producer logs its config on stderr, password masked" \
+    grep -q 'event=config AMQP_URL=amqp://guest:\*\*\*@' "$WORK/loglevel.err"
+"$BIN/greet-replies" --log-level info --timeout 0.1 >/dev/null 2>"$WORK/loglevel.err"
+check "--log-level info: greet-replies too" grep -q 'event=config' "$WORK/loglevel.err"
 
 echo "# worker: logs, secrets, broker down at start"
 check "start-up logs the effective config with the password masked" \

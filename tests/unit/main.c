@@ -11,11 +11,15 @@ int main(void)
     srunner_add_suite(runner, utf8_suite());
     srunner_add_suite(runner, log_suite());
     srunner_add_suite(runner, config_suite());
+    srunner_add_suite(runner, mq_url_suite());
+    srunner_add_suite(runner, db_url_suite());
     srunner_add_suite(runner, job_suite());
     srunner_add_suite(runner, greet_suite());
     srunner_add_suite(runner, reply_suite());
     srunner_add_suite(runner, backoff_suite());
     srunner_add_suite(runner, jobsource_suite());
+    srunner_add_suite(runner, jsonw_suite());
+    srunner_add_suite(runner, stdfds_suite());
     srunner_add_suite(runner, confirms_suite());
     srunner_add_suite(runner, ledger_suite());
     srunner_run_all(runner, CK_NORMAL);

@@ -8,11 +8,15 @@ Suite *buf_suite(void);
 Suite *utf8_suite(void);
 Suite *log_suite(void);
 Suite *config_suite(void);
+Suite *mq_url_suite(void);
+Suite *db_url_suite(void);
 Suite *job_suite(void);
 Suite *greet_suite(void);
 Suite *reply_suite(void);
 Suite *backoff_suite(void);
 Suite *jobsource_suite(void);
+Suite *jsonw_suite(void);
+Suite *stdfds_suite(void);
 Suite *confirms_suite(void);
 Suite *ledger_suite(void);
 

@@ -1,8 +1,13 @@
-/* test_config.c - settings from environment and flags, and URL masking. */
+/* test_config.c - settings from environment and flags.  The URL checkers
+ * have their own tests (test_mq_url.c, test_db_url.c). */
 #include "config.h"
+#include "db_url.h"
+#include "mq_url.h"
 #include "suites.h"
 
 #include <string.h>
+
+static const struct config_urls urls = {mq_url_mask, db_url_mask};
 
 /* The environment a case runs in: "NAME=value" strings. */
 static const char *const *fake_environ;
@@ -62,8 +67,23 @@ static const struct config_case cases[] = {
      {"w", NULL},
      PROGRAM_WORKER,
      CONFIG_ERROR,
-     "amqp://u:***@h"},
+     "AMQP_URL (--amqp-url): librabbitmq cannot parse 'amqp://***'"},
+    {{NULL},
+     {"r", "--amqp-url", "amqp://u:secret@x@h/", NULL},
+     PROGRAM_REPLIES,
+     CONFIG_ERROR,
+     "AMQP_URL (--amqp-url)"},
     {{"DATABASE_URL=host=x port", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "DATABASE_URL"},
+    {{"DATABASE_URL=host=x password=secret port", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "DATABASE_URL (--database-url): missing \"=\" after \"port\""},
+    {{NULL},
+     {"w", "--database-url", "postgresql://u:secret@[::1", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "DATABASE_URL (--database-url)"},
     {{"GREET_JOBS_QUEUE=greet.replies", NULL},
      {"w", NULL},
      PROGRAM_WORKER,
@@ -79,7 +99,28 @@ static const struct config_case cases[] = {
     {{NULL}, {"p", "--prefetch", "5", NULL}, PROGRAM_PRODUCER, CONFIG_ERROR, "unknown option"},
     {{NULL}, {"w", "--count", "5", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unknown option"},
     {{NULL}, {"p", "--count", "5", "--wait", NULL}, PROGRAM_PRODUCER, CONFIG_OK, NULL},
-    {{NULL}, {"p", "--user-id", "0", NULL}, PROGRAM_PRODUCER, CONFIG_ERROR, "--user-id"},
+    /* Integer bounds are printed exactly, LLONG_MAX included. */
+    {{NULL},
+     {"p", "--user-id", "0", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--user-id: expected a whole number from 1 to 9223372036854775807, got '0'"},
+    {{NULL}, {"p", "--user-id", "9223372036854775807", NULL}, PROGRAM_PRODUCER, CONFIG_OK, NULL},
+    {{NULL},
+     {"p", "--user-id", "9223372036854775808", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "from 1 to 9223372036854775807, got '9223372036854775808'"},
+    /* The producer's --count 0 would be a load of nothing: bad usage; the
+     * subscriber's means "no limit". */
+    {{NULL},
+     {"p", "--count", "0", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--count: expected a whole number from 1 to 100000000, got '0'"},
+    {{NULL}, {"r", "--count", "0", NULL}, PROGRAM_REPLIES, CONFIG_OK, NULL},
+    {{NULL}, {"p", "--log-level", "debug", NULL}, PROGRAM_PRODUCER, CONFIG_OK, NULL},
+    {{NULL}, {"r", "--log-level", "loud", NULL}, PROGRAM_REPLIES, CONFIG_ERROR, "GREET_LOG_LEVEL"},
     {{NULL},
      {"r", "--dedupe=maybe", NULL},
      PROGRAM_REPLIES,
@@ -100,9 +141,11 @@ START_TEST(test_load)
     while (c->argv[argc])
         argc++;
     fake_environ = c->env;
-    status = config_load(&cfg, c->program, argc, (char **)c->argv, fake_getenv, err, sizeof err);
+    status =
+        config_load(&cfg, c->program, &urls, argc, (char **)c->argv, fake_getenv, err, sizeof err);
     ck_assert_msg(status == c->status, "case %d: status %d, want %d (%s)", _i, status, c->status,
                   err);
+    ck_assert_msg(strstr(err, "secret") == NULL, "case %d: error leaks '%s'", _i, err);
     if (c->error_has)
         ck_assert_msg(strstr(err, c->error_has) != NULL, "case %d: '%s' lacks '%s'", _i, err,
                       c->error_has);
@@ -119,8 +162,8 @@ START_TEST(test_values_and_precedence)
     char err[256];
 
     fake_environ = env;
-    ck_assert_int_eq(config_load(&cfg, PROGRAM_WORKER, 3, argv, fake_getenv, err, sizeof err),
-                     CONFIG_OK);
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 3, argv, fake_getenv, err, sizeof err), CONFIG_OK);
     ck_assert_int_eq(cfg.prefetch, 7);
     ck_assert_str_eq(cfg.jobs_queue, "q.jobs");
     ck_assert_str_eq(cfg.reply_queue, "greet.replies");
@@ -134,42 +177,60 @@ START_TEST(test_values_and_precedence)
 }
 END_TEST
 
-static const struct {
-    const char *url;
-    const char *masked;
-} masks[] = {
-    {"amqp://guest:guest@localhost:5672/", "amqp://guest:***@localhost:5672/"},
-    {"amqps://u:p%40ss@h/v", "amqps://u:***@h/v"},
-    {"amqp://u:pa/ss@word@h:1/", "amqp://u:***@h:1/"},
-    {"amqp://user@h/", "amqp://user@h/"},
-    {"amqp://h/", "amqp://h/"},
-    {"postgresql:///greet", "postgresql:///greet"},
-    {"postgresql://app:s3cret@db:5432/greet?sslmode=require",
-     "postgresql://app:***@db:5432/greet?sslmode=require"},
-    {"postgresql://db/greet?user=a&password=s3cret&x=1",
-     "postgresql://db/greet?user=a&password=***&x=1"},
-    {"host=db user=app password=s3cret dbname=greet", "host=db user=app password=*** dbname=greet"},
-    {"host=db password = 'a b\\' c' dbname=g", "host=db password = *** dbname=g"},
-    {"password=x", "password=***"},
-    {"host=db passwordless=1", "host=db passwordless=1"},
-    {"", ""},
-};
-
-START_TEST(test_mask_url)
+/* The worker logs at info by default; the command-line programs, whose
+ * stderr a person reads, at warn.  GREET_LOG_LEVEL sets every program. */
+START_TEST(test_log_level_defaults)
 {
-    char out[256];
+    static const char *const env[] = {"GREET_LOG_LEVEL=debug", NULL};
+    static const struct {
+        enum config_program program;
+        const char *level;
+    } defaults[] = {
+        {PROGRAM_WORKER, "info"}, {PROGRAM_PRODUCER, "warn"}, {PROGRAM_REPLIES, "warn"}};
+    char *argv[] = {"x", NULL};
+    struct config cfg;
+    char err[256];
 
-    config_mask_url(masks[_i].url, out, sizeof out);
-    ck_assert_str_eq(out, masks[_i].masked);
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        fake_environ = NULL;
+        ck_assert_int_eq(
+            config_load(&cfg, defaults[i].program, &urls, 1, argv, fake_getenv, err, sizeof err),
+            CONFIG_OK);
+        ck_assert_str_eq(cfg.log_level, defaults[i].level);
+        config_free(&cfg);
+        fake_environ = env;
+        ck_assert_int_eq(
+            config_load(&cfg, defaults[i].program, &urls, 1, argv, fake_getenv, err, sizeof err),
+            CONFIG_OK);
+        ck_assert_str_eq(cfg.log_level, "debug");
+        config_free(&cfg);
+    }
 }
 END_TEST
 
-START_TEST(test_mask_url_small_buffer)
+/* The producer and the subscriber pass no database checker: they take no
+ * DATABASE_URL, so they need none, but the worker does. */
+START_TEST(test_url_checkers)
 {
-    char out[8];
+    static const struct config_urls broker_only = {mq_url_mask, NULL};
+    char *argv[] = {"x", NULL};
+    struct config cfg;
+    char err[256];
 
-    config_mask_url("amqp://guest:guest@localhost/", out, sizeof out);
-    ck_assert_str_eq(out, "amqp://");
+    fake_environ = NULL;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_REPLIES, &broker_only, 1, argv, fake_getenv, err, sizeof err),
+        CONFIG_OK);
+    config_free(&cfg);
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_PRODUCER, &broker_only, 1, argv, fake_getenv, err, sizeof err),
+        CONFIG_OK);
+    config_free(&cfg);
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &broker_only, 1, argv, fake_getenv, err, sizeof err),
+        CONFIG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "DATABASE_URL (--database-url)"));
+    config_free(&cfg);
 }
 END_TEST
 
@@ -180,8 +241,8 @@ Suite *config_suite(void)
 
     tcase_add_loop_test(tc, test_load, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, test_values_and_precedence);
-    tcase_add_loop_test(tc, test_mask_url, 0, sizeof masks / sizeof masks[0]);
-    tcase_add_test(tc, test_mask_url_small_buffer);
+    tcase_add_test(tc, test_url_checkers);
+    tcase_add_test(tc, test_log_level_defaults);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,6 +55,8 @@ static const struct {
     {"j", 0, "", false, NULL},
     {"j", 0, "\xff", false, NULL},
     {"j\x01", 0, NULL, false, NULL},
+    {"a\"b\\", 3, "\"Bo\"", true,
+     "{\"job_id\":\"a\\\"b\\\\\",\"user_id\":3,\"name\":\"\\\"Bo\\\"\"}"},
 };
 
 START_TEST(test_fields)
@@ -67,6 +69,36 @@ START_TEST(test_fields)
     ck_assert_msg(ok == fields[_i].ok, "case %d: %s", _i, err);
     if (ok)
         ck_assert_str_eq(out.data, fields[_i].body);
+    buf_free(&out);
+}
+END_TEST
+
+/* The synthetic load's writer: unchecked, but any job_id comes out as
+ * JSON, so a quote in --id-prefix never makes a poison job. */
+static const struct {
+    const char *job_id;
+    long long user_id;
+    const char *name;
+    const char *body;
+} writes[] = {
+    {"run-1", 7, NULL, "{\"job_id\":\"run-1\",\"user_id\":7}"},
+    {"q\"\\-1", 1, NULL, "{\"job_id\":\"q\\\"\\\\-1\",\"user_id\":1}"},
+    {"j", 9223372036854775807LL, NULL, "{\"job_id\":\"j\",\"user_id\":9223372036854775807}"},
+    {"j", 0, "Zo\xc3\xab", "{\"job_id\":\"j\",\"name\":\"Zo\xc3\xab\"}"},
+};
+
+START_TEST(test_write)
+{
+    struct buf out = {0};
+    struct job job;
+    char detail[256];
+
+    ck_assert(buf_append_str(&out, "stale"));
+    ck_assert(jobsource_write(&out, writes[_i].job_id, writes[_i].user_id, writes[_i].name));
+    ck_assert_str_eq(out.data, writes[_i].body);
+    ck_assert_int_eq(job_decode(out.data, out.len, &job, detail, sizeof detail), JOB_OK);
+    ck_assert_str_eq(job.job_id, writes[_i].job_id);
+    ck_assert_int_eq(job.user_id, writes[_i].user_id);
     buf_free(&out);
 }
 END_TEST
@@ -87,6 +119,7 @@ Suite *jobsource_suite(void)
 
     tcase_add_loop_test(tc, test_lines, 0, sizeof lines / sizeof lines[0]);
     tcase_add_loop_test(tc, test_fields, 0, sizeof fields / sizeof fields[0]);
+    tcase_add_loop_test(tc, test_write, 0, sizeof writes / sizeof writes[0]);
     tcase_add_test(tc, test_make_id);
     suite_add_tcase(s, tc);
     return s;

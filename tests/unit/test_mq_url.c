@@ -1,0 +1,118 @@
+/* test_mq_url.c - broker URLs: masked for the log with librabbitmq's own
+ * parser, no password left, the rest unchanged. */
+#include "mq_url.h"
+#include "suites.h"
+
+#include <amqp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every password below contains "secret" and nothing else does. */
+#define SECRET "secret"
+
+struct mq_case {
+    const char *url;
+    const char *masked; /* NULL: librabbitmq cannot parse url */
+    const char *masked_unparsed;
+};
+
+static const struct mq_case cases[] = {
+    {"amqp://guest:guest@localhost:5672/", "amqp://guest:***@localhost:5672/", NULL},
+    {"amqp://u:secret@h:1234/", "amqp://u:***@h:1234/", NULL},
+    {"amqps://u:secret@h/v", "amqps://u:***@h:5671/v", NULL},
+    /* Defaults are spelled out: the log shows where the program goes. */
+    {"amqp://user@h/", "amqp://user:***@h:5672/", NULL},
+    {"amqp://h/", "amqp://guest:***@h:5672/", NULL},
+    {"amqp://h", "amqp://guest:***@h:5672/%2F", NULL},
+    {"amqp://", "amqp://guest:***@localhost:5672/%2F", NULL},
+    /* Vhosts, percent-encoded where the URL syntax needs it. */
+    {"amqp://u:secret@h:5672/%2f", "amqp://u:***@h:5672/%2F", NULL},
+    {"amqp://u:secret@h/prod", "amqp://u:***@h:5672/prod", NULL},
+    {"amqp://u:secret@h/my%20vhost%3Fx", "amqp://u:***@h:5672/my%20vhost%3Fx", NULL},
+    {"amqp://u:secret@h/caf\xc3\xa9", "amqp://u:***@h:5672/caf\xc3\xa9", NULL},
+    /* Passwords and user names holding URL delimiters, percent-encoded. */
+    {"amqp://u:secret%40x@h/", "amqp://u:***@h:5672/", NULL},
+    {"amqp://u:secret%3Ax%2Fy%25@h/", "amqp://u:***@h:5672/", NULL},
+    {"amqp://us%40er%3A:secret@h/", "amqp://us%40er%3A:***@h:5672/", NULL},
+    {"amqps://u:secret@[::1]:5673/v", "amqps://u:***@[::1]:5673/v", NULL},
+    /* Unparsable: only the scheme is shown. */
+    {"amqp://u:secret@x@h/", NULL, "amqp://***"},
+    {"amqp://u:secret:x@h/", NULL, "amqp://***"},
+    {"amqp://u:secret/x@h:1/", NULL, "amqp://***"},
+    {"amqp://u:secret@h:notaport/", NULL, "amqp://***"},
+    {"amqps://u:secret@h/v?heartbeat=5", NULL, "amqps://***"},
+    {"amqp://u:secret%zz@h/", NULL, "amqp://***"},
+    {"http://u:secret@h/", NULL, "***"},
+    {"u:secret@h", NULL, "***"},
+    {"", NULL, "***"},
+};
+
+START_TEST(test_mask)
+{
+    const struct mq_case *c = &cases[_i];
+    char out[512], err[512] = "";
+    bool parsed = mq_url_mask(c->url, out, sizeof out, err, sizeof err);
+
+    ck_assert_msg(strstr(out, SECRET) == NULL, "case %d leaks: '%s'", _i, out);
+    ck_assert_msg(strstr(err, SECRET) == NULL, "case %d error leaks: '%s'", _i, err);
+    ck_assert_msg(parsed == (c->masked != NULL), "case %d: parsed %d (%s)", _i, parsed, err);
+    ck_assert_str_eq(out, parsed ? c->masked : c->masked_unparsed);
+    if (!parsed)
+        ck_assert_msg(strstr(err, "expected amqp://") != NULL, "case %d: '%s'", _i, err);
+}
+END_TEST
+
+/* The masked URL means what the input meant: librabbitmq reads the same
+ * user, host, port, vhost and TLS choice back, and "***" as password. */
+START_TEST(test_same_meaning)
+{
+    const struct mq_case *c = &cases[_i];
+    struct amqp_connection_info before, after;
+    char out[512], err[512];
+    char *url = strdup(c->url), *masked;
+
+    ck_assert_ptr_nonnull(url);
+    if (c->masked == NULL) {
+        free(url);
+        return;
+    }
+    ck_assert(mq_url_mask(c->url, out, sizeof out, err, sizeof err));
+    masked = strdup(out);
+    ck_assert_ptr_nonnull(masked);
+    ck_assert_int_eq(amqp_parse_url(url, &before), AMQP_STATUS_OK);
+    ck_assert_msg(amqp_parse_url(masked, &after) == AMQP_STATUS_OK, "case %d: '%s'", _i, out);
+    ck_assert_str_eq(before.user, after.user);
+    ck_assert_str_eq(after.password, "***");
+    ck_assert_str_eq(before.host, after.host);
+    ck_assert_int_eq(before.port, after.port);
+    ck_assert_str_eq(before.vhost, after.vhost);
+    ck_assert_int_eq(before.ssl, after.ssl);
+    free(masked);
+    free(url);
+}
+END_TEST
+
+START_TEST(test_small_buffer)
+{
+    char out[8];
+
+    /* Cut, still terminated, and a cut never exposes what follows. */
+    ck_assert(mq_url_mask("amqp://guest:secret@localhost/", out, sizeof out, NULL, 0));
+    ck_assert_str_eq(out, "amqp://");
+    ck_assert(!mq_url_mask("amqp://u:secret@h:x/", out, 4, NULL, 0));
+    ck_assert_str_eq(out, "amq");
+    ck_assert(mq_url_mask("amqp://h/", out, 0, NULL, 0));
+}
+END_TEST
+
+Suite *mq_url_suite(void)
+{
+    Suite *s = suite_create("mq_url");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_loop_test(tc, test_mask, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_loop_test(tc, test_same_meaning, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, test_small_buffer);
+    suite_add_tcase(s, tc);
+    return s;
+}
