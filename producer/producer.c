@@ -1,10 +1,11 @@
 /* producer.c - the producer's publish/confirm/reply loop; see producer.h. */
 #include "producer.h"
 
-#include "backoff.h"
 #include "buf.h"
 #include "clock.h"
+#include "confirms.h"
 #include "jobsource.h"
+#include "link.h"
 #include "log.h"
 #include "mq.h"
 #include "mq_url.h"
@@ -23,8 +24,9 @@
 
 /* Publishes in flight before waiting for confirms: enough to keep the
  * broker busy, small enough to bound what a failure leaves unconfirmed. */
-#define CONFIRM_WINDOW       4096
-#define CONNECT_TIMEOUT      10.0
+#define CONFIRM_WINDOW 4096
+/* Reconnect delays are capped lower than the worker's: a person waits. */
+#define RECONNECT_CAP        10.0
 #define WAIT_DEFAULT_TIMEOUT 60.0
 #define MAX_LISTED           20
 /* --id-prefix: 1 to 64 characters, so up to 256 bytes of UTF-8; a
@@ -44,11 +46,6 @@ struct stored_job {
     size_t id_off; /* NUL-terminated message_id in arena */
 };
 
-struct pending {
-    uint64_t seq;
-    size_t job;
-};
-
 struct producer {
     const struct config *cfg;
     enum mode mode;
@@ -60,10 +57,9 @@ struct producer {
     struct buf scratch;
     char scratch_id[GENERATED_ID_SIZE];
 
-    struct mq *mq;
+    struct link link;
     char reply_queue[256];
-    struct pending *pending;
-    size_t pending_head, pending_count;
+    struct confirms confirms; /* owner: the job's index */
 
     size_t next;      /* the next job never sent yet */
     size_t confirmed; /* jobs confirmed at least once */
@@ -72,9 +68,7 @@ struct producer {
     /* Jobs to send again (after a lost connection), before new ones. */
     size_t *resend;
     size_t n_resend, resend_cap;
-    struct backoff backoff;
-    double retry_at;
-    unsigned reconnects;
+    bool out_of_memory; /* in a confirms callback */
     /* --wait: message_id -> job index, removed when answered. */
     json_t *awaiting;
     double *sent_at; /* per job: when it was (last) published */
@@ -340,24 +334,26 @@ static void on_reply(struct producer *p, const struct mq_message *m, double now)
     json_decref(body);
 }
 
-static void on_confirm(struct producer *p, const struct mq_event *ev)
+/* A publish settled (confirms.h callback). */
+static void on_settled(void *ctx, uint64_t job, enum confirm_outcome outcome)
 {
-    while (p->pending_count > 0) {
-        struct pending *head = &p->pending[p->pending_head];
-        if (head->seq > ev->seq)
-            break;
-        if (!ev->multiple && head->seq != ev->seq)
-            break; /* the broker confirms one channel's publishes in order */
-        if (ev->nacked) {
-            const char *body, *id;
-            size_t len;
-            job_at(p, head->job, &body, &len, &id);
-            note_failure(p, id, "the broker refused it (basic.nack)");
-        } else {
-            mark_confirmed(p, head->job);
-        }
-        p->pending_head = (p->pending_head + 1) % CONFIRM_WINDOW;
-        p->pending_count--;
+    struct producer *p = ctx;
+    const char *body, *id;
+    size_t len;
+
+    switch (outcome) {
+    case CONFIRM_ACKED:
+        mark_confirmed(p, (size_t)job);
+        break;
+    case CONFIRM_NACKED:
+        job_at(p, (size_t)job, &body, &len, &id);
+        note_failure(p, id, "the broker refused it (basic.nack)");
+        break;
+    case CONFIRM_LOST:
+        /* Sent on a connection that died before confirming it: again. */
+        if (!p->awaiting && !schedule_resend(p, (size_t)job))
+            p->out_of_memory = true;
+        break;
     }
 }
 
@@ -367,10 +363,10 @@ static bool handle_events(struct producer *p, double now, char *err, size_t errl
     uint64_t last_reply = 0;
     int got;
 
-    while ((got = mq_next_event(p->mq, &ev, err, errlen)) == 1) {
+    while ((got = mq_next_event(p->link.mq, &ev, err, errlen)) == 1) {
         switch (ev.type) {
         case MQ_EVENT_CONFIRM:
-            on_confirm(p, &ev);
+            confirms_settle(&p->confirms, ev.seq, ev.multiple, ev.nacked, on_settled, p);
             break;
         case MQ_EVENT_RETURN:
             /* Unroutable: the jobs queue is gone.  Its confirm follows;
@@ -393,9 +389,9 @@ static bool handle_events(struct producer *p, double now, char *err, size_t errl
      * a write per line. */
     if (last_reply && fflush(stdout) != 0 && p->stdout_errno == 0)
         p->stdout_errno = errno;
-    if (last_reply && !mq_ack(p->mq, last_reply, true /* multiple */, err, errlen))
+    if (last_reply && !mq_ack(p->link.mq, last_reply, true /* multiple */, err, errlen))
         return false;
-    mq_release_buffers(p->mq);
+    mq_release_buffers(p->link.mq);
     return true;
 }
 
@@ -405,7 +401,6 @@ static bool publish_job(struct producer *p, size_t job, char *err, size_t errlen
     size_t len;
     uint64_t seq;
     struct mq_publish_props props = {0};
-    struct pending *slot;
 
     job_at(p, job, &body, &len, &message_id);
     props.content_type = "application/json";
@@ -416,8 +411,8 @@ static bool publish_job(struct producer *p, size_t job, char *err, size_t errlen
         props.correlation_id_len = strlen(p->cfg->correlation_id);
     }
     props.reply_to = p->awaiting ? p->reply_queue : p->cfg->reply_to;
-    if (!mq_publish(p->mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq, err,
-                    errlen))
+    if (!mq_publish(p->link.mq, p->cfg->jobs_queue, &props, body, len, true /* mandatory */, &seq,
+                    err, errlen))
         return false;
     if (p->awaiting) {
         p->sent_at[job] = clock_now();
@@ -427,35 +422,26 @@ static bool publish_job(struct producer *p, size_t job, char *err, size_t errlen
             return false;
         }
     }
-    slot = &p->pending[(p->pending_head + p->pending_count) % CONFIRM_WINDOW];
-    slot->seq = seq;
-    slot->job = job;
-    p->pending_count++;
+    if (!confirms_track(&p->confirms, seq, job)) {
+        snprintf(err, errlen, "more publishes in flight than the confirm window");
+        return false;
+    }
     return true;
 }
 
-static bool connect_broker(struct producer *p, char *err, size_t errlen)
+/* What every new connection needs: the topology, with --wait a private
+ * reply queue, and confirm mode. */
+static bool setup_broker(struct mq *mq, void *ctx, char *err, size_t errlen)
 {
-    const struct config *cfg = p->cfg;
-    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-producer",
-                                   cfg->heartbeat, CONNECT_TIMEOUT};
-    struct mq_topology topology = {cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue,
-                                   cfg->delivery_limit};
+    struct producer *p = ctx;
 
-    p->mq = mq_connect(&settings, err, errlen);
-    if (p->mq == NULL || !mq_declare_topology(p->mq, &topology, err, errlen))
-        goto fail;
-    if (cfg->wait) {
-        if (!mq_declare_private_queue(p->mq, p->reply_queue, sizeof p->reply_queue, err, errlen) ||
-            !mq_qos(p->mq, 1000, err, errlen) || !mq_consume(p->mq, p->reply_queue, err, errlen))
-            goto fail;
-    }
-    if (mq_confirm_select(p->mq, err, errlen))
-        return true;
-fail:
-    mq_abandon(p->mq);
-    p->mq = NULL;
-    return false;
+    if (!mq_declare_topology(mq, &p->link.topology, err, errlen))
+        return false;
+    if (p->cfg->wait &&
+        (!mq_declare_private_queue(mq, p->reply_queue, sizeof p->reply_queue, err, errlen) ||
+         !mq_qos(mq, 1000, err, errlen) || !mq_consume(mq, p->reply_queue, err, errlen)))
+        return false;
+    return mq_confirm_select(mq, err, errlen);
 }
 
 /* The connection is gone: whatever it had not confirmed is sent again on
@@ -464,13 +450,9 @@ fail:
  * idempotent; a late duplicate reply is ignored). */
 static bool broker_lost(struct producer *p, const char *why, double now)
 {
-    double delay = backoff_next(&p->backoff);
-
-    fprintf(stderr, "%sgreet-producer: broker connection lost: %s; reconnecting in %.1f s\n",
-            p->show_progress ? "\n" : "", why, delay);
-    mq_abandon(p->mq);
-    p->mq = NULL;
-    p->retry_at = now + delay;
+    if (p->show_progress)
+        fputc('\n', stderr);
+    link_lost(&p->link, now, why, (unsigned)confirms_in_flight(&p->confirms));
     p->n_resend = 0;
     if (p->awaiting) {
         const char *key;
@@ -480,27 +462,16 @@ static bool broker_lost(struct producer *p, const char *why, double now)
             if (!schedule_resend(p, (size_t)json_integer_value(job)))
                 return false;
         }
-    } else {
-        for (size_t i = 0; i < p->pending_count; i++)
-            if (!schedule_resend(p, p->pending[(p->pending_head + i) % CONFIRM_WINDOW].job))
-                return false;
     }
-    p->pending_head = p->pending_count = 0;
-    return true;
+    confirms_reset(&p->confirms, on_settled, p);
+    return !p->out_of_memory;
 }
 
+/* Connects again when it is time; true when up. */
 static bool reconnect(struct producer *p, double now)
 {
-    char err[512];
-
-    if (!connect_broker(p, err, sizeof err)) {
-        double delay = backoff_next(&p->backoff);
-        fprintf(stderr, "greet-producer: reconnect failed: %s; next try in %.1f s\n", err, delay);
-        p->retry_at = now + delay;
+    if (!link_ensure(&p->link, now, false))
         return false;
-    }
-    backoff_reset(&p->backoff);
-    p->reconnects++;
     fprintf(stderr, "greet-producer: reconnected; sending %zu job(s) again\n", p->n_resend);
     return true;
 }
@@ -528,24 +499,24 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
             snprintf(err, errlen, "writing replies to stdout: %s", strerror(p->stdout_errno));
             return false;
         }
-        if (!more && p->pending_count == 0 && !waiting_replies)
+        if (!more && confirms_in_flight(&p->confirms) == 0 && !waiting_replies)
             return true;
         if (deadline > 0 && now >= deadline) {
             snprintf(err, errlen, "timed out after %.1f s",
                      p->cfg->timeout > 0 ? p->cfg->timeout : WAIT_DEFAULT_TIMEOUT);
             return false;
         }
-        if (p->mq == NULL) {
-            if (now < p->retry_at || !reconnect(p, now)) {
-                poll(NULL, 0, clock_ms_until(p->retry_at, 200));
+        if (p->link.mq == NULL) {
+            if (!reconnect(p, now)) {
+                poll(NULL, 0, link_wait_ms(&p->link, now, 200));
                 continue;
             }
         }
-        while (p->n_resend > 0 && p->pending_count < CONFIRM_WINDOW) {
+        while (p->n_resend > 0 && !confirms_full(&p->confirms)) {
             if (!publish_job(p, p->resend[--p->n_resend], err, errlen))
                 goto lost;
         }
-        while (p->next < p->total && p->pending_count < CONFIRM_WINDOW &&
+        while (p->next < p->total && !confirms_full(&p->confirms) &&
                (rate <= 0 || now >= p->started + (double)p->next / rate)) {
             if (!publish_job(p, p->next, err, errlen))
                 goto lost;
@@ -556,11 +527,11 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
         }
         if (rate > 0 && p->next < p->total)
             timeout_ms = clock_ms_until(p->started + (double)p->next / rate, 200);
-        else if (p->next < p->total && p->pending_count < CONFIRM_WINDOW)
+        else if (p->next < p->total && !confirms_full(&p->confirms))
             timeout_ms = 0;
-        if (mq_has_buffered(p->mq))
+        if (mq_has_buffered(p->link.mq))
             timeout_ms = 0;
-        pfd.fd = mq_fd(p->mq);
+        pfd.fd = mq_fd(p->link.mq);
         pfd.events = POLLIN;
         pfd.revents = 0;
         ready = poll(&pfd, 1, timeout_ms);
@@ -570,10 +541,10 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
         }
         now = clock_now();
         if (ready > 0)
-            mq_saw_input(p->mq, now);
+            mq_saw_input(p->link.mq, now);
         if (!handle_events(p, now, err, errlen))
             goto lost;
-        if (!mq_heartbeat_ok(p->mq, now)) {
+        if (!mq_heartbeat_ok(p->link.mq, now)) {
             snprintf(err, errlen, "missed broker heartbeats");
             goto lost;
         }
@@ -593,8 +564,8 @@ static void print_summary(struct producer *p, double now)
 
     fprintf(stderr, "greet-producer: %zu jobs confirmed in %.3f s (%.0f jobs/s)", p->confirmed,
             elapsed, elapsed > 0 ? (double)p->confirmed / elapsed : 0.0);
-    if (p->reconnects > 0)
-        fprintf(stderr, "; %u reconnect(s)", p->reconnects);
+    if (p->link.connects > 1)
+        fprintf(stderr, "; %llu reconnect(s)", p->link.connects - 1);
     if (p->awaiting) {
         fprintf(stderr, "; replies: %zu ok, %zu error, %zu missing", p->replies_ok,
                 p->replies_error, json_object_size(p->awaiting));
@@ -679,27 +650,26 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
     if (status != 0)
         goto out;
 
-    p.pending = calloc(CONFIRM_WINDOW, sizeof *p.pending);
     p.confirmed_bits = calloc(p.total / 8 + 1, 1);
     if (cfg->wait) {
         p.awaiting = json_object();
         p.latencies = malloc((p.total ? p.total : 1) * sizeof *p.latencies);
         p.sent_at = calloc(p.total ? p.total : 1, sizeof *p.sent_at);
     }
-    if (p.pending == NULL || p.confirmed_bits == NULL ||
+    if (!confirms_init(&p.confirms, CONFIRM_WINDOW) || p.confirmed_bits == NULL ||
         (p.mode == MODE_SYNTHETIC && !buf_reserve(&p.scratch, SYNTHETIC_JOB_SIZE)) ||
         (cfg->wait && (p.awaiting == NULL || p.latencies == NULL || p.sent_at == NULL))) {
         fprintf(stderr, "greet-producer: out of memory\n");
         status = 1;
         goto out;
     }
-    backoff_init(&p.backoff, 0.1, 10.0, (uint64_t)getpid() * 2654435761u);
+    link_init(&p.link, cfg, "greet-producer", RECONNECT_CAP, setup_broker, &p);
     /* A broker that is not there at the start is an error to report, not
      * to wait out; once started, the producer rides out broker restarts. */
-    if (!connect_broker(&p, err, sizeof err)) {
+    if (!link_ensure(&p.link, clock_now(), true /* quiet: reported here */)) {
         char url[256];
         mq_url_mask(cfg->amqp_url, url, sizeof url, NULL, 0);
-        fprintf(stderr, "greet-producer: broker %s: %s\n", url, err);
+        fprintf(stderr, "greet-producer: broker %s: %s\n", url, p.link.error);
         status = 1;
         goto out;
     }
@@ -738,11 +708,11 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
     }
 
 out:
-    mq_close(p.mq); /* stdout is main's to close, and to check */
+    link_close(&p.link); /* stdout is main's to close, and to check */
     json_decref(p.awaiting);
     free(p.latencies);
     free(p.sent_at);
-    free(p.pending);
+    confirms_free(&p.confirms);
     free(p.confirmed_bits);
     free(p.resend);
     free(p.jobs);

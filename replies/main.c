@@ -6,9 +6,9 @@
  *      redelivers what was not acked;
  *   2. expect redeliveries: the same job_id with the same body.  --dedupe
  *      drops a reply whose message_id was already printed in this run. */
-#include "backoff.h"
 #include "clock.h"
 #include "config.h"
+#include "link.h"
 #include "log.h"
 #include "mq.h"
 #include "mq_url.h"
@@ -57,6 +57,9 @@ static char *envelope(const struct mq_message *m)
 }
 
 /* Writes one reply as a line; true once it is out of our hands. */
+/* Reconnect delays are capped lower than the worker's: a person waits. */
+#define RECONNECT_CAP 10.0
+
 static bool print_reply(const struct mq_message *m, bool with_envelope)
 {
     if (with_envelope) {
@@ -71,7 +74,8 @@ static bool print_reply(const struct mq_message *m, bool with_envelope)
 
 struct subscriber {
     const struct config *cfg;
-    struct mq *mq;
+    struct link link;
+    unsigned prefetch;
     json_t *seen; /* --dedupe: message_ids printed so far */
     unsigned long long printed, dropped;
 };
@@ -93,22 +97,17 @@ static bool handle(struct subscriber *s, const struct mq_message *m, char *err, 
             json_object_set_new(s->seen, id, json_true());
     }
     /* Handled (printed or knowingly dropped): now, and only now, ack. */
-    return mq_ack(s->mq, m->delivery_tag, false, err, errlen);
+    return mq_ack(s->link.mq, m->delivery_tag, false, err, errlen);
 }
 
-static bool subscribe(struct subscriber *s, unsigned prefetch, char *err, size_t errlen)
+/* What every new connection needs (link.h): the queue, declared as the
+ * worker declares it, a prefetch, and the subscription. */
+static bool subscribe(struct mq *mq, void *ctx, char *err, size_t errlen)
 {
-    const struct config *cfg = s->cfg;
-    struct mq_settings settings = {cfg->amqp_url, cfg->amqp_cacert, "greet-replies", cfg->heartbeat,
-                                   10.0};
+    const struct subscriber *s = ctx;
 
-    s->mq = mq_connect(&settings, err, errlen);
-    if (s->mq != NULL && mq_declare_queue(s->mq, cfg->reply_queue, err, errlen) &&
-        mq_qos(s->mq, prefetch, err, errlen) && mq_consume(s->mq, cfg->reply_queue, err, errlen))
-        return true;
-    mq_abandon(s->mq);
-    s->mq = NULL;
-    return false;
+    return mq_declare_queue(mq, s->cfg->reply_queue, err, errlen) &&
+           mq_qos(mq, s->prefetch, err, errlen) && mq_consume(mq, s->cfg->reply_queue, err, errlen);
 }
 
 /* Reads until --count, --timeout or a signal.  A lost broker connection
@@ -117,18 +116,17 @@ static bool subscribe(struct subscriber *s, unsigned prefetch, char *err, size_t
 static int run(struct subscriber *s)
 {
     const struct config *cfg = s->cfg;
-    unsigned prefetch = (unsigned)cfg->prefetch;
     double deadline = cfg->timeout > 0 ? clock_now() + cfg->timeout : 0;
-    struct backoff backoff;
     char err[512];
     struct mq_event ev;
 
-    if (cfg->count > 0 && (unsigned long long)cfg->count < prefetch)
-        prefetch = (unsigned)cfg->count; /* take no more than we will print */
-    backoff_init(&backoff, 0.1, 10.0, (uint64_t)getpid());
+    s->prefetch = (unsigned)cfg->prefetch;
+    if (cfg->count > 0 && (unsigned long long)cfg->count < s->prefetch)
+        s->prefetch = (unsigned)cfg->count; /* take no more than we will print */
+    link_init(&s->link, cfg, "greet-replies", RECONNECT_CAP, subscribe, s);
     /* Not there at the start: an error to report, not to wait out. */
-    if (!subscribe(s, prefetch, err, sizeof err)) {
-        fprintf(stderr, "greet-replies: %s\n", err);
+    if (!link_ensure(&s->link, clock_now(), true /* quiet: reported here */)) {
+        fprintf(stderr, "greet-replies: %s\n", s->link.error);
         return 1;
     }
 
@@ -141,31 +139,25 @@ static int run(struct subscriber *s)
             if (cfg->count > 0) {
                 fprintf(stderr, "greet-replies: timed out with %llu of %lld replies\n", s->printed,
                         cfg->count);
-                mq_close(s->mq);
+                link_close(&s->link);
                 return 1;
             }
             break;
         }
-        if (s->mq == NULL) {
-            double delay = backoff_next(&backoff);
-            poll(NULL, 0, (int)(delay * 1000));
-            if (!subscribe(s, prefetch, err, sizeof err)) {
-                fprintf(stderr, "greet-replies: reconnect failed: %s\n", err);
-                continue;
-            }
-            backoff_reset(&backoff);
-            fprintf(stderr, "greet-replies: reconnected\n");
+        if (!link_ensure(&s->link, now, false)) {
+            poll(NULL, 0, link_wait_ms(&s->link, now, 500));
+            continue;
         }
-        pfd.fd = mq_fd(s->mq);
+        pfd.fd = mq_fd(s->link.mq);
         pfd.events = POLLIN;
         pfd.revents = 0;
-        ready = mq_has_buffered(s->mq)
+        ready = mq_has_buffered(s->link.mq)
                     ? 1
                     : poll(&pfd, 1, deadline > 0 ? clock_ms_until(deadline, 500) : 500);
         if (ready > 0)
-            mq_saw_input(s->mq, clock_now());
+            mq_saw_input(s->link.mq, clock_now());
         while (s->printed < (unsigned long long)cfg->count || cfg->count == 0) {
-            got = mq_next_event(s->mq, &ev, err, sizeof err);
+            got = mq_next_event(s->link.mq, &ev, err, sizeof err);
             if (got <= 0)
                 break;
             if (ev.type == MQ_EVENT_CANCELLED) {
@@ -178,27 +170,25 @@ static int run(struct subscriber *s)
             if (ev.type == MQ_EVENT_DELIVERY && !handle(s, &ev.message, err, sizeof err)) {
                 if (ferror(stdout)) {
                     fprintf(stderr, "greet-replies: %s\n", err);
-                    mq_abandon(s->mq);
-                    return 1; /* unacked: the broker keeps the reply */
+                    link_close(&s->link); /* unacked: the broker keeps the reply */
+                    return 1;
                 }
                 got = -1;
                 break;
             }
         }
-        if (got >= 0 && !mq_heartbeat_ok(s->mq, clock_now())) {
+        if (got >= 0 && !mq_heartbeat_ok(s->link.mq, clock_now())) {
             snprintf(err, sizeof err, "missed broker heartbeats");
             got = -1;
         }
         if (got < 0) {
-            fprintf(stderr, "greet-replies: broker connection lost: %s; reconnecting\n", err);
-            mq_abandon(s->mq);
-            s->mq = NULL;
+            link_lost(&s->link, clock_now(), err, 0);
             continue;
         }
-        mq_release_buffers(s->mq);
+        mq_release_buffers(s->link.mq);
     }
     /* Closing returns any delivery we did not print to the queue. */
-    mq_close(s->mq);
+    link_close(&s->link);
     if (cfg->dedupe && s->dropped > 0)
         fprintf(stderr, "greet-replies: dropped %llu duplicate(s)\n", s->dropped);
     return 0;
