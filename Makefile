@@ -104,7 +104,7 @@ $(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c) $(LIB)
 $(BUILD)/tests/historycheck: $(call obj,tests/tools/historycheck.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
-$(BUILD)/bench/baseline: $(call obj,bench/baseline.c) $(LIB)
+$(BUILD)/bench/baseline: $(call obj,bench/baseline.c worker/ledger.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
 # Unit tests link the shared modules, never a main.c or a live connection.

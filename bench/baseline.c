@@ -3,12 +3,16 @@
  *   baseline QUEUE REPLY_QUEUE COUNT PREFETCH
  *
  * The fastest consume -> persistent reply -> confirmed -> ack loop the
- * project's own broker code (common/mq.c) can do: the worker's broker
- * work with no database and no JSON.  Each delivery gets a fixed reply of
- * a typical reply's size, published as soon as it arrives; deliveries are
- * acked (multiple) once their replies are confirmed.  Exits after COUNT
- * acks.  AMQP_URL as for the programs. */
+ * project's own broker code can do: the worker's broker work and
+ * bookkeeping (common/mq.c, the confirm tracker, the ledger) with no
+ * database and no JSON, so that the worker's ratio to it is the price of
+ * those two.  Each delivery gets a fixed reply of a typical reply's size,
+ * published as soon as it arrives; deliveries are acked as the ledger
+ * plans once their replies are confirmed.  Exits after COUNT jobs and
+ * prints "JOBS SECONDS CPU_SECONDS".  AMQP_URL as for the programs. */
 #include "clock.h"
+#include "confirms.h"
+#include "ledger.h"
 #include "log.h"
 #include "mq.h"
 
@@ -17,24 +21,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char REPLY[] =
     "{\"job_id\":\"job-0000000000000000-00000\",\"status\":\"ok\",\"message\":\"Hello, "
     "World!\",\"language\":\"en\"}";
 
-struct inflight {
-    uint64_t seq; /* confirm sequence number of the reply */
-    uint64_t tag; /* delivery tag of its job */
-};
+/* The worker's own bookkeeping: a ledger entry per delivery, a confirm
+ * tracker per publish, acks as the ledger plans them. */
+static struct ledger ledger;
+static unsigned long long finished; /* jobs whose replies are confirmed */
+
+static void on_settled(void *ctx, uint64_t slot, enum confirm_outcome outcome)
+{
+    (void)ctx;
+    if (ledger_confirmed(&ledger, (unsigned)slot, false, outcome != CONFIRM_ACKED) ==
+        LEDGER_FINISHED)
+        finished++;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage usage;
+
+    getrusage(RUSAGE_SELF, &usage);
+    return (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6 +
+           (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+}
 
 int main(int argc, char **argv)
 {
     const char *url = getenv("AMQP_URL");
     struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL,
                                    "baseline", 10, 10};
-    struct inflight *ring;
-    size_t head = 0, count = 0, cap;
-    unsigned long long target, acked = 0;
+    struct confirms confirms;
+    uint64_t *singles;
+    unsigned long long target;
     unsigned prefetch;
     char err[512];
     struct mq *mq;
@@ -46,20 +68,22 @@ int main(int argc, char **argv)
     }
     target = strtoull(argv[3], NULL, 10);
     prefetch = (unsigned)strtoul(argv[4], NULL, 10);
-    cap = 2 * (size_t)prefetch + 1;
-    ring = calloc(cap, sizeof *ring);
+    singles = calloc(2 * (size_t)prefetch, sizeof *singles);
     log_init("baseline", LOG_ERROR);
     log_set_fd(2);
     mq = mq_connect(&settings, err, sizeof err);
-    if (ring == NULL || mq == NULL || !mq_confirm_select(mq, err, sizeof err) ||
-        !mq_qos(mq, prefetch, err, sizeof err) || !mq_consume(mq, argv[1], err, sizeof err)) {
+    if (singles == NULL || !ledger_init(&ledger, 2 * prefetch) ||
+        !confirms_init(&confirms, 4 * (size_t)prefetch) || mq == NULL ||
+        !mq_confirm_select(mq, err, sizeof err) || !mq_qos(mq, prefetch, err, sizeof err) ||
+        !mq_consume(mq, argv[1], err, sizeof err)) {
         fprintf(stderr, "baseline: %s\n", err);
         return 1;
     }
-    while (acked < target) {
+    while (finished < target) {
         struct pollfd pfd = {mq_fd(mq), POLLIN, 0};
         struct mq_event ev;
-        uint64_t ack_to = 0;
+        uint64_t multiple;
+        unsigned n_singles;
         int got;
 
         if (!mq_has_buffered(mq))
@@ -67,38 +91,45 @@ int main(int argc, char **argv)
         while ((got = mq_next_event(mq, &ev, err, sizeof err)) == 1) {
             if (ev.type == MQ_EVENT_DELIVERY) {
                 struct mq_publish_props props = {0};
+                int slot = ledger_add(&ledger, ev.message.delivery_tag, false);
                 uint64_t seq;
                 if (started == 0)
                     started = clock_now();
                 props.content_type = "application/json";
                 props.message_id = ev.message.message_id.data;
                 props.message_id_len = ev.message.message_id.len;
-                if (!mq_publish(mq, argv[2], &props, REPLY, sizeof REPLY - 1, true, &seq, err,
-                                sizeof err))
+                if (slot < 0 || !mq_publish(mq, argv[2], &props, REPLY, sizeof REPLY - 1, true,
+                                            &seq, err, sizeof err)) {
+                    got = -1;
                     break;
-                ring[(head + count++) % cap] = (struct inflight){seq, ev.message.delivery_tag};
-            } else if (ev.type == MQ_EVENT_CONFIRM) {
-                /* Confirms come in order: everything up to seq is stored. */
-                while (count > 0 && ring[head].seq <= ev.seq) {
-                    ack_to = ring[head].tag;
-                    head = (head + 1) % cap;
-                    count--;
-                    acked++;
                 }
+                ledger_published(&ledger, (unsigned)slot, 1, false);
+                confirms_track(&confirms, seq, (uint64_t)slot);
+            } else if (ev.type == MQ_EVENT_CONFIRM) {
+                confirms_settle(&confirms, ev.seq, ev.multiple, ev.nacked, on_settled, NULL);
             }
         }
         if (got < 0) {
             fprintf(stderr, "baseline: %s\n", err);
             return 1;
         }
-        if (ack_to && !mq_ack(mq, ack_to, true, err, sizeof err)) {
+        ledger_take_acks(&ledger, &multiple, singles, &n_singles);
+        if (multiple && !mq_ack(mq, multiple, true, err, sizeof err)) {
             fprintf(stderr, "baseline: %s\n", err);
             return 1;
         }
+        for (unsigned i = 0; i < n_singles; i++)
+            if (!mq_ack(mq, singles[i], false, err, sizeof err)) {
+                fprintf(stderr, "baseline: %s\n", err);
+                return 1;
+            }
         mq_release_buffers(mq);
     }
-    printf("%llu %.3f\n", acked, clock_now() - started);
+    /* jobs, seconds from the first delivery, CPU seconds of the process */
+    printf("%llu %.3f %.3f\n", finished, clock_now() - started, cpu_seconds());
     mq_close(mq);
-    free(ring);
+    ledger_free(&ledger);
+    confirms_free(&confirms);
+    free(singles);
     return 0;
 }

@@ -74,16 +74,17 @@ peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
-# drain_baseline PREFETCH: prints jobs/s.
+# drain_baseline PREFETCH: prints "jobs/s cpu-per-job-us".
 drain_baseline() {
-    local elapsed
+    local elapsed cpu
     fill
     "$TOOLS/mqtool" wait greet.replies "$JOBS" 300 >"$WORK/wait.out" &
     local waiter=$!
-    "$BASELINE" greet.jobs greet.replies "$JOBS" "$1" >/dev/null || exit 1
+    "$BASELINE" greet.jobs greet.replies "$JOBS" "$1" >"$WORK/baseline.out" || exit 1
     wait "$waiter" || { echo "baseline: replies missing" >&2; exit 1; }
     elapsed=$(cat "$WORK/wait.out")
-    awk -v n="$JOBS" -v t="$elapsed" 'BEGIN { printf "%.0f", n / t }'
+    cpu=$(awk '{ print $3 }' "$WORK/baseline.out")
+    awk -v n="$JOBS" -v t="$elapsed" -v c="$cpu" 'BEGIN { printf "%.0f %.1f", n / t, c / n * 1e6 }'
 }
 
 # drain_workers COUNT PREFETCH: prints "jobs/s cpu-per-job-us peak-rss-kib".
@@ -128,16 +129,17 @@ latency() {
 }
 
 measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
-    local prefetch=$1 run b=() w1=() c1=() r1=() w2=() c2=() r2=()
+    local prefetch=$1 run b=() cb=() w1=() c1=() r1=() w2=() c2=() r2=()
     for run in $(seq 1 "$RUNS"); do
-        b+=("$(drain_baseline "$prefetch")")
+        read -r t c <<<"$(drain_baseline "$prefetch")"
+        b+=("$t") cb+=("$c")
         read -r t c r <<<"$(drain_workers 1 "$prefetch")"
         w1+=("$t") c1+=("$c") r1+=("$r")
         read -r t c r <<<"$(drain_workers 2 "$prefetch")"
         w2+=("$t") c2+=("$c") r2+=("$r")
         echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s"
     done
-    RESULT_BASE=$(median "${b[@]}")
+    RESULT_BASE=$(median "${b[@]}") RESULT_CB=$(median "${cb[@]}")
     RESULT_W1=$(median "${w1[@]}") RESULT_C1=$(median "${c1[@]}") RESULT_R1=$(median "${r1[@]}")
     RESULT_W2=$(median "${w2[@]}") RESULT_C2=$(median "${c2[@]}") RESULT_R2=$(median "${r2[@]}")
 }
@@ -167,7 +169,7 @@ for prefetch in $PREFETCHES; do
     lat1000=$RESULT_LAT
     measure_latency "$half" "$prefetch"
     lathalf=$RESULT_LAT
-    ROWS+=("$prefetch $RESULT_BASE $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf")
+    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf")
 done
 
 printf '\n%s jobs per drain, median of %s run(s); latency: %s jobs open loop, 1 worker\n\n' "$JOBS" "$RUNS" "$LATENCY_JOBS"
@@ -179,13 +181,13 @@ table_row "" "" "" "" "" "" "p50/p95/p99/max" "p50/p95/p99/max"
 printf '{"date":"%s","jobs":%s,"runs":%s,"latency_jobs":%s,"rows":[' "$STAMP" "$JOBS" "$RUNS" "$LATENCY_JOBS" >"$JSON"
 separator=""
 for row in "${ROWS[@]}"; do
-    read -r p base w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax <<<"$row"
-    table_row "$p" "broker-only baseline" "$base" "1.00" "" "" "" ""
+    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax <<<"$row"
+    table_row "$p" "broker-only baseline" "$base" "1.00" "$cb" "" "" ""
     table_row "" "1 worker" "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1" "$a50/$a95/$a99/$amax" \
         "$h50/$h95/$h99/$hmax (at $half/s)"
     table_row "" "2 workers" "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2" "" ""
     {
-        printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,' "$separator" "$p" "$base"
+        printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,"baseline_cpu_us_per_job":%s,' "$separator" "$p" "$base" "$cb"
         printf '"worker1_jobs_per_s":%s,"worker1_ratio":%s,"worker1_cpu_us_per_job":%s,"worker1_peak_rss_kib":%s,' \
             "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1"
         printf '"worker2_jobs_per_s":%s,"worker2_ratio":%s,"worker2_cpu_us_per_job":%s,"worker2_peak_rss_kib":%s,' \

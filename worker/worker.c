@@ -287,10 +287,11 @@ static void start_job(struct worker *w, unsigned slot)
 
     status = job_decode(field(s, F_BODY), field_len(s, F_BODY), &w->job, detail, sizeof detail);
     /* reply_to and the correlation id may point into s->text itself: room
-     * for every decoded field first, so no append moves the buffer from
-     * under them. */
-    if (!buf_reserve(&s->text, sizeof w->job.job_id + sizeof w->job.name +
-                                   strlen(w->cfg->reply_queue) + 2 * MQ_SHORTSTR_MAX + 8)) {
+     * for every decoded field first (each bounded by what it can be), so
+     * no append moves the buffer from under them. */
+    if (!buf_reserve(&s->text, strlen(w->job.job_id) + strlen(w->job.name) +
+                                   field_len(s, F_REPLY_TO) + strlen(w->cfg->reply_queue) +
+                                   MQ_SHORTSTR_MAX + 4)) {
         broker_failed(w, "out of memory keeping a job");
         return;
     }
