@@ -61,3 +61,26 @@ void buf_free(struct buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+void buf_fixed_init(struct buf_fixed *f, char *data, size_t size)
+{
+    f->data = data;
+    f->size = size;
+    f->len = 0;
+    if (size > 0)
+        data[0] = '\0';
+}
+
+void buf_fixed_add(struct buf_fixed *f, const char *text, size_t len)
+{
+    if (f->size == 0)
+        return;
+    while (len-- > 0 && f->len + 1 < f->size)
+        f->data[f->len++] = *text++;
+    f->data[f->len] = '\0';
+}
+
+void buf_fixed_add_str(struct buf_fixed *f, const char *text)
+{
+    buf_fixed_add(f, text, strlen(text));
+}

@@ -21,4 +21,16 @@ void buf_reset(struct buf *b);
 void buf_shrink(struct buf *b, size_t keep);
 void buf_free(struct buf *b);
 
+/* A caller's fixed array, filled left to right: cut when full, always
+ * NUL-terminated (when it has room for anything at all).  For messages
+ * and masked URLs, whose size the caller chose. */
+struct buf_fixed {
+    char *data;
+    size_t size, len;
+};
+
+void buf_fixed_init(struct buf_fixed *f, char *data, size_t size);
+void buf_fixed_add(struct buf_fixed *f, const char *text, size_t len);
+void buf_fixed_add_str(struct buf_fixed *f, const char *text);
+
 #endif

@@ -6,31 +6,13 @@
  * rebuilt from PQconninfoParse()'s options, never cut out of the input. */
 #include "db_url.h"
 
+#include "buf.h"
+
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char MASK[] = "***";
-
-/* A fixed buffer filled left to right: cut when full, always terminated. */
-struct db_url_out {
-    char *buf;
-    size_t len, pos;
-};
-
-static void put(struct db_url_out *o, const char *text, size_t len)
-{
-    if (o->len == 0)
-        return;
-    while (len-- > 0 && o->pos + 1 < o->len)
-        o->buf[o->pos++] = *text++;
-    o->buf[o->pos] = '\0';
-}
-
-static void put_str(struct db_url_out *o, const char *text)
-{
-    put(o, text, strlen(text));
-}
 
 /* password and sslpassword by name as well, in case a libpq ever stops
  * flagging them: a secret shown is worse than a setting hidden. */
@@ -43,23 +25,23 @@ static bool is_secret(const PQconninfoOption *option)
 
 /* A value as libpq's keyword syntax reads it back: quoted when empty or
  * holding blanks, quotes or backslashes, those two escaped. */
-static void put_value(struct db_url_out *o, const char *value)
+static void put_value(struct buf_fixed *o, const char *value)
 {
     bool quote = value[0] == '\0';
 
     for (const char *c = value; *c && !quote; c++)
         quote = strchr(" \t\n\r\v\f'\\", *c) != NULL;
     if (!quote) {
-        put_str(o, value);
+        buf_fixed_add_str(o, value);
         return;
     }
-    put_str(o, "'");
+    buf_fixed_add_str(o, "'");
     for (const char *c = value; *c; c++) {
         if (*c == '\'' || *c == '\\')
-            put_str(o, "\\");
-        put(o, c, 1);
+            buf_fixed_add_str(o, "\\");
+        buf_fixed_add(o, c, 1);
     }
-    put_str(o, "'");
+    buf_fixed_add_str(o, "'");
 }
 
 /* A quoted span of a libpq message that cannot be part of a secret:
@@ -81,7 +63,7 @@ static bool safe_to_quote(const char *span, size_t len, const PQconninfoOption *
  * holds no '"' of its own and the message is libpq's English (these
  * programs never call setlocale(), so libpq does not translate); in any
  * other case the message is withheld whole. */
-static void put_parse_error(struct db_url_out *o, const char *url, const char *message)
+static void put_parse_error(struct buf_fixed *o, const char *url, const char *message)
 {
     size_t len;
     PQconninfoOption *known;
@@ -89,7 +71,7 @@ static void put_parse_error(struct db_url_out *o, const char *url, const char *m
     bool masked = false, english = true;
 
     if (message == NULL) {
-        put_str(o, "out of memory");
+        buf_fixed_add_str(o, "out of memory");
         return;
     }
     len = strlen(message);
@@ -98,7 +80,8 @@ static void put_parse_error(struct db_url_out *o, const char *url, const char *m
     for (size_t i = 0; i < len; i++)
         english = english && (unsigned char)message[i] < 0x80;
     if (!english || strchr(url, '"') != NULL) {
-        put_str(o, "libpq cannot parse it (its message is withheld: it would quote the input)");
+        buf_fixed_add_str(
+            o, "libpq cannot parse it (its message is withheld: it would quote the input)");
         return;
     }
 
@@ -109,45 +92,45 @@ static void put_parse_error(struct db_url_out *o, const char *url, const char *m
         const char *close = open ? memchr(open + 1, '"', len - (size_t)(open + 1 - message)) : NULL;
 
         if (open == NULL) {
-            put(o, message + i, len - i);
+            buf_fixed_add(o, message + i, len - i);
             break;
         }
-        put(o, message + i, (size_t)(open + 1 - (message + i)));
+        buf_fixed_add(o, message + i, (size_t)(open + 1 - (message + i)));
         if (close == NULL) {
-            put_str(o, MASK); /* an unpaired quote: the rest is input */
+            buf_fixed_add_str(o, MASK); /* an unpaired quote: the rest is input */
             masked = true;
             break;
         }
         if (safe_to_quote(open + 1, (size_t)(close - open - 1), known)) {
-            put(o, open + 1, (size_t)(close - open - 1));
+            buf_fixed_add(o, open + 1, (size_t)(close - open - 1));
         } else {
-            put_str(o, MASK);
+            buf_fixed_add_str(o, MASK);
             masked = true;
         }
-        put_str(o, "\"");
+        buf_fixed_add_str(o, "\"");
         i = (size_t)(close + 1 - message);
     }
     if (masked)
-        put_str(o, " (*** hides input that may be a password)");
+        buf_fixed_add_str(o, " (*** hides input that may be a password)");
     PQconninfoFree(known);
 }
 
 bool db_url_mask(const char *url, char *out, size_t outlen, char *err, size_t errlen)
 {
-    struct db_url_out o = {out, outlen, 0}, e = {err, errlen, 0};
+    struct buf_fixed o, e;
     char *parse_error = NULL;
     PQconninfoOption *options = PQconninfoParse(url, &parse_error);
 
-    put(&o, "", 0); /* both empty until written */
-    put(&e, "", 0);
+    buf_fixed_init(&o, out, outlen); /* both empty until written */
+    buf_fixed_init(&e, err, errlen);
     if (options == NULL) {
         /* All that is safe to show of a string libpq cannot read. */
         if (strncmp(url, "postgresql://", 13) == 0)
-            put_str(&o, "postgresql://***");
+            buf_fixed_add_str(&o, "postgresql://***");
         else if (strncmp(url, "postgres://", 11) == 0)
-            put_str(&o, "postgres://***");
+            buf_fixed_add_str(&o, "postgres://***");
         else
-            put_str(&o, MASK);
+            buf_fixed_add_str(&o, MASK);
         put_parse_error(&e, url, parse_error);
         PQfreemem(parse_error);
         return false;
@@ -155,12 +138,12 @@ bool db_url_mask(const char *url, char *out, size_t outlen, char *err, size_t er
     for (const PQconninfoOption *option = options; option->keyword; option++) {
         if (option->val == NULL)
             continue;
-        if (o.pos > 0)
-            put_str(&o, " ");
-        put_str(&o, option->keyword);
-        put_str(&o, "=");
+        if (o.len > 0)
+            buf_fixed_add_str(&o, " ");
+        buf_fixed_add_str(&o, option->keyword);
+        buf_fixed_add_str(&o, "=");
         if (is_secret(option))
-            put_str(&o, MASK);
+            buf_fixed_add_str(&o, MASK);
         else
             put_value(&o, option->val);
     }

@@ -6,6 +6,8 @@
  * written back, so it cannot reach the log. */
 #include "mq_url.h"
 
+#include "buf.h"
+
 #include <amqp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,32 +16,12 @@
 
 static const char MASK[] = "***";
 
-/* A fixed buffer filled left to right: cut when full, always terminated. */
-struct mq_url_out {
-    char *buf;
-    size_t len, pos;
-};
-
-static void put(struct mq_url_out *o, const char *text, size_t len)
-{
-    if (o->len == 0)
-        return;
-    while (len-- > 0 && o->pos + 1 < o->len)
-        o->buf[o->pos++] = *text++;
-    o->buf[o->pos] = '\0';
-}
-
-static void put_str(struct mq_url_out *o, const char *text)
-{
-    put(o, text, strlen(text));
-}
-
 /* amqp_parse_url() ends a part at ':' '@' '/' '?' '#' '[' ']' and decodes
  * '%'; spaces and control characters would be invisible in a log.  Bytes
  * from 0x80 stay as they are: librabbitmq 0.11 refuses to decode %80 and
  * up, and raw UTF-8 reads better anyway.  In an IPv6 literal ':' is not a
  * delimiter and must stay. */
-static void put_encoded(struct mq_url_out *o, const char *text, bool keep_colons)
+static void put_encoded(struct buf_fixed *o, const char *text, bool keep_colons)
 {
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         bool delimiter = strchr(":@/?#[]%", *c) != NULL && !(keep_colons && *c == ':');
@@ -47,9 +29,9 @@ static void put_encoded(struct mq_url_out *o, const char *text, bool keep_colons
         if (delimiter || *c <= ' ' || *c == 0x7f) {
             char escaped[4];
             snprintf(escaped, sizeof escaped, "%%%02X", *c);
-            put_str(o, escaped);
+            buf_fixed_add_str(o, escaped);
         } else {
-            put(o, (const char *)c, 1);
+            buf_fixed_add(o, (const char *)c, 1);
         }
     }
 }
@@ -65,7 +47,7 @@ static void set_error(char *err, size_t errlen, const char *fmt, ...)
 
 bool mq_url_mask(const char *url, char *out, size_t outlen, char *err, size_t errlen)
 {
-    struct mq_url_out o = {out, outlen, 0};
+    struct buf_fixed o;
     struct amqp_connection_info info;
     /* All that is safe to show of a URL librabbitmq cannot read. */
     const char *unparsed = strncmp(url, "amqps://", 8) == 0  ? "amqps://***"
@@ -74,7 +56,7 @@ bool mq_url_mask(const char *url, char *out, size_t outlen, char *err, size_t er
     char *copy = strdup(url); /* amqp_parse_url() writes into its input */
     char port[16];
 
-    put(&o, "", 0); /* empty until written */
+    buf_fixed_init(&o, out, outlen); /* empty until written */
     if (copy == NULL) {
         set_error(err, errlen, "out of memory");
         goto fail;
@@ -88,26 +70,26 @@ bool mq_url_mask(const char *url, char *out, size_t outlen, char *err, size_t er
         goto fail;
     }
 
-    put_str(&o, info.ssl ? "amqps://" : "amqp://");
+    buf_fixed_add_str(&o, info.ssl ? "amqps://" : "amqp://");
     put_encoded(&o, info.user, false);
-    put_str(&o, ":");
-    put_str(&o, MASK);
-    put_str(&o, "@");
+    buf_fixed_add_str(&o, ":");
+    buf_fixed_add_str(&o, MASK);
+    buf_fixed_add_str(&o, "@");
     if (strchr(info.host, ':') != NULL) {
-        put_str(&o, "[");
+        buf_fixed_add_str(&o, "[");
         put_encoded(&o, info.host, true);
-        put_str(&o, "]");
+        buf_fixed_add_str(&o, "]");
     } else {
         put_encoded(&o, info.host, false);
     }
     snprintf(port, sizeof port, ":%d/", info.port);
-    put_str(&o, port);
+    buf_fixed_add_str(&o, port);
     put_encoded(&o, info.vhost, false);
     free(copy);
     return true;
 
 fail:
-    put_str(&o, unparsed);
+    buf_fixed_add_str(&o, unparsed);
     free(copy);
     return false;
 }
