@@ -104,14 +104,17 @@ int ledger_lookup_failed(struct ledger *l, enum ledger_failure why)
         if (e->lookup_failures < 255)
             e->lookup_failures++;
         in_question = why == LEDGER_FAIL_DATA || e->lookup_failures >= LEDGER_REPEATS;
-        /* Alone, already isolated, and refused for its data: the failure
-         * is its own.  Other errors only isolate: one that every lookup
-         * meets (a dropped table) is the database's, and condemning on
-         * it would dead-letter every job in hand. */
-        if (why == LEDGER_FAIL_DATA && e->isolated && in_lookup == 1)
+        if (!in_question)
+            continue;
+        /* Alone and refused for its data: the failure is its own.  Other
+         * errors only isolate: one that every lookup meets (a dropped
+         * table) is the database's, and condemning on it would
+         * dead-letter every job in hand. */
+        if (why == LEDGER_FAIL_DATA && in_lookup == 1)
             condemned = (int)slot;
-        if (in_question)
-            e->isolated = true;
+        /* Halve the batches it may be in: a bad row among n jobs is found
+         * in about 2 log2(n) lookups, and the others go on meanwhile. */
+        e->batch_cap = (unsigned short)(in_lookup > 1 ? in_lookup / 2 : 1);
     }
     return condemned;
 }
@@ -191,7 +194,7 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
                                unsigned *slots, unsigned *n)
 {
     unsigned waiting = ledger_in_state(l, LEDGER_WAITING);
-    int lone = -1;
+    int isolated = -1; /* the first isolated entry waiting */
 
     *n = 0;
     if (ledger_in_state(l, LEDGER_LOOKUP) > 0)
@@ -208,23 +211,33 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
         return LEDGER_IDLE;
     }
     if (waiting > 0) {
-        for (unsigned i = 0; i < l->count && *n < batch_max; i++) {
+        for (unsigned i = 0; i < l->count && (*n < batch_max || isolated < 0); i++) {
             unsigned slot = ledger_slot(l, i);
             const struct ledger_entry *e = &l->entries[slot];
             if (e->state != LEDGER_WAITING)
                 continue;
-            if (!e->isolated)
+            if (e->batch_cap == 0 && *n < batch_max)
                 slots[(*n)++] = slot;
-            else if (lone < 0)
-                lone = (int)slot;
+            else if (e->batch_cap > 0 && isolated < 0)
+                isolated = (int)i;
         }
-        /* Isolated jobs go alone, and take turns with the batches: a coin
-         * toss (random) when both wait, so that neither a backlog of
-         * innocent jobs nor one whose lookups keep failing holds the
-         * other. */
-        if (lone >= 0 && (*n == 0 || random < 0.5)) {
-            slots[0] = (unsigned)lone;
-            *n = 1;
+        /* Isolated jobs go in batches of their own, as small as their
+         * caps, and take turns with the others: a coin toss (random)
+         * when both wait, so that neither a backlog of innocent jobs nor
+         * one whose lookups keep failing holds the other. */
+        if (isolated >= 0 && (*n == 0 || random < 0.5)) {
+            unsigned cap = batch_max;
+            *n = 0;
+            for (unsigned i = (unsigned)isolated; i < l->count && *n < cap; i++) {
+                unsigned slot = ledger_slot(l, i);
+                const struct ledger_entry *e = &l->entries[slot];
+                if (e->state != LEDGER_WAITING || e->batch_cap == 0)
+                    continue;
+                if (e->batch_cap < cap)
+                    cap = e->batch_cap;
+                if (*n < cap)
+                    slots[(*n)++] = slot;
+            }
         }
         return LEDGER_LOOK_UP;
     }

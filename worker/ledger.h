@@ -44,7 +44,7 @@ struct ledger_entry {
     uint64_t tag; /* the delivery tag */
     unsigned char state;
     bool suspect;                  /* came redelivered: runs alone */
-    bool isolated;                 /* a lookup it was in failed for its data: looked up alone */
+    unsigned short batch_cap;      /* isolated: the largest lookup it may be in (0: any) */
     bool dead_copy;                /* a dead copy is among its publishes */
     bool must_return;              /* its dead copy was refused: hand it back, do not ack */
     bool acked;                    /* an ack for it is already written (fault injection) */
@@ -89,14 +89,16 @@ enum ledger_failure {
     LEDGER_FAIL_DATA,      /* about the rows themselves (SQLSTATE class 22) */
 };
 /* Failed lookups a job may be in, on a healthy connection, before it is
- * looked up alone. */
+ * isolated. */
 #define LEDGER_REPEATS 3
 /* The lookup failed: its entries wait again.  Entries whose rows are in
  * question (a data error, or LEDGER_REPEATS failures of any other kind on
- * a healthy connection) are isolated: looked up alone from now on, so
- * they hold no other job.  Returns the slot of an entry now known to be
- * bad -- isolated, alone, and refused for its data -- which the caller
- * answers with a permanent error; -1 when none. */
+ * a healthy connection) are isolated: from now on they are looked up
+ * apart from the others, in batches of at most half the failed one, so
+ * a bad row is cornered by bisection while the other jobs go on.
+ * Returns the slot of an entry now known to be bad -- looked up alone and
+ * refused for its data -- which the caller answers with a permanent
+ * error; -1 when none. */
 int ledger_lookup_failed(struct ledger *l, enum ledger_failure why);
 void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool dead_copy);
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
