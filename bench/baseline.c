@@ -11,10 +11,13 @@
  * plans once their replies are confirmed.  Exits after COUNT jobs and
  * prints "JOBS SECONDS CPU_SECONDS".  AMQP_URL as for the programs. */
 #include "clock.h"
+#include "config.h"
 #include "confirms.h"
 #include "ledger.h"
+#include "link.h"
 #include "log.h"
 #include "mq.h"
+#include "mq_url.h"
 
 #include <poll.h>
 #include <stdint.h>
@@ -40,6 +43,21 @@ static void on_settled(void *ctx, uint64_t slot, enum confirm_outcome outcome)
         finished++;
 }
 
+struct subscription {
+    const char *queue;
+    unsigned prefetch;
+};
+
+/* The set-up of its one connection (link.h): confirm mode, prefetch,
+ * consuming. */
+static bool subscribe(struct mq *mq, void *ctx, char *err, size_t errlen)
+{
+    const struct subscription *sub = ctx;
+
+    return mq_confirm_select(mq, err, errlen) && mq_qos(mq, sub->prefetch, err, errlen) &&
+           mq_consume(mq, sub->queue, err, errlen);
+}
+
 static double cpu_seconds(void)
 {
     struct rusage usage;
@@ -51,9 +69,10 @@ static double cpu_seconds(void)
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("AMQP_URL");
-    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL,
-                                   "baseline", 10, 10};
+    static const struct config_urls urls = {mq_url_mask, NULL};
+    struct config cfg;
+    struct subscription sub;
+    struct link link;
     struct confirms confirms;
     uint64_t *singles;
     unsigned long long target;
@@ -71,14 +90,21 @@ int main(int argc, char **argv)
     singles = calloc(2 * (size_t)prefetch, sizeof *singles);
     log_init("baseline", LOG_ERROR);
     log_set_fd(2);
-    mq = mq_connect(&settings, err, sizeof err);
-    if (singles == NULL || !ledger_init(&ledger, 2 * prefetch) ||
-        !confirms_init(&confirms, 4 * (size_t)prefetch) || mq == NULL ||
-        !mq_confirm_select(mq, err, sizeof err) || !mq_qos(mq, prefetch, err, sizeof err) ||
-        !mq_consume(mq, argv[1], err, sizeof err)) {
+    /* The broker settings as every program reads them (AMQP_URL, ...). */
+    if (config_load(&cfg, PROGRAM_REPLIES, &urls, 1, argv, getenv, err, sizeof err) != CONFIG_OK) {
         fprintf(stderr, "baseline: %s\n", err);
+        return 2;
+    }
+    sub.queue = argv[1];
+    sub.prefetch = prefetch;
+    link_init(&link, &cfg, "baseline", 10.0, subscribe, &sub);
+    if (singles == NULL || !ledger_init(&ledger, 2 * prefetch) ||
+        !confirms_init(&confirms, 4 * (size_t)prefetch) ||
+        !link_ensure(&link, clock_now(), true /* quiet: reported here */)) {
+        fprintf(stderr, "baseline: %s\n", link.error[0] ? link.error : "out of memory");
         return 1;
     }
+    mq = link.mq;
     while (finished < target) {
         struct pollfd pfd = {mq_fd(mq), POLLIN, 0};
         struct mq_event ev;
@@ -127,7 +153,8 @@ int main(int argc, char **argv)
     }
     /* jobs, seconds from the first delivery, CPU seconds of the process */
     printf("%llu %.3f %.3f\n", finished, clock_now() - started, cpu_seconds());
-    mq_close(mq);
+    link_close(&link);
+    config_free(&cfg);
     ledger_free(&ledger);
     confirms_free(&confirms);
     free(singles);
