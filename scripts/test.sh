@@ -9,8 +9,8 @@ cd "$ROOT"
 . scripts/lib/deps.sh
 deps_ensure $GREET_BUILD_PACKAGES $GREET_SERVER_PACKAGES $GREET_TEST_PACKAGES || exit 1
 
-echo "== build (sanitizers)"
-make -s SANITIZE=1 all tools build/asan/tests/unit-tests || exit 1
+echo "== build (sanitizers: make sanitize, as a user would run it)"
+make -s sanitize || exit 1
 echo "== build (release, warnings as errors in CI)"
 make -s all tools || exit 1
 if [ -z "${SKIP_FAULTS:-}" ]; then
