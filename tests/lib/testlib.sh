@@ -4,6 +4,7 @@
 
 TESTS_PASSED=0
 TESTS_FAILED=0
+TESTS_SKIPPED=0
 TESTS_FAILED_NAMES=()
 
 _record() {
@@ -24,6 +25,13 @@ check() {
     shift
     "$@"
     _record $? "$name"
+}
+
+# skip NAME REASON: a check not made, and why (TAP's "ok - NAME # SKIP
+# REASON"); counted apart, never as passed.
+skip() {
+    TESTS_SKIPPED=$((TESTS_SKIPPED + 1))
+    echo "ok - $1 # SKIP $2"
 }
 
 # check_eq NAME ACTUAL EXPECTED
@@ -66,7 +74,11 @@ tests_summary() {
             echo "  - $name"
         done
     fi
-    echo "$TESTS_PASSED passed, $TESTS_FAILED failed"
+    if [ "$TESTS_SKIPPED" -gt 0 ]; then
+        echo "$TESTS_PASSED passed, $TESTS_FAILED failed, $TESTS_SKIPPED skipped"
+    else
+        echo "$TESTS_PASSED passed, $TESTS_FAILED failed"
+    fi
     [ "$TESTS_FAILED" = 0 ]
 }
 
