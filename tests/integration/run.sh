@@ -226,16 +226,16 @@ check "and no secret" bash -c "! grep -q secret '$WORK/down.err'"
 
 echo "# greet-replies"
 drain_queue greet.replies
-"$BIN/greet-producer" --job-id same-1 >/dev/null && "$BIN/greet-producer" --job-id same-1 >/dev/null
+"$BIN/greet-producer" --job-id same-1 >/dev/null 2>&1 && "$BIN/greet-producer" --job-id same-1 >/dev/null 2>&1
 "$BIN/greet-replies" --dedupe --timeout 2 >"$WORK/dedupe.out" 2>"$WORK/dedupe.err"
 check_eq "--dedupe prints a redelivered reply once" "$(wc -l <"$WORK/dedupe.out")" 1
 check "and says how many it dropped" grep -q 'dropped 1 duplicate' "$WORK/dedupe.err"
 "$BIN/greet-producer" --count 3 --users 1 >/dev/null 2>&1
 check_eq "--count N stops after N" "$("$BIN/greet-replies" --count 2 --timeout 10 | wc -l)" 2
 check_eq "the rest stays queued (nothing acked unprinted)" "$("$BIN/greet-replies" --count 1 --timeout 10 | wc -l)" 1
-"$BIN/greet-replies" --count 1 --timeout 0.5 >/dev/null
+"$BIN/greet-replies" --count 1 --timeout 0.5 >/dev/null 2>&1
 check_eq "--count with --timeout exits 1 when replies do not come" "$?" 1
-"$BIN/greet-producer" --job-id kept-1 >/dev/null
+"$BIN/greet-producer" --job-id kept-1 >/dev/null 2>&1
 "$BIN/greet-replies" --count 1 --timeout 10 >&- 2>"$WORK/replies-closed.err"
 check_eq "stdout closed: exit 1" "$?" 1
 check "and says why" grep -q 'writing to stdout: Bad file descriptor' "$WORK/replies-closed.err"

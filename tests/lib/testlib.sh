@@ -19,12 +19,21 @@ _record() {
     fi
 }
 
-# check NAME COMMAND...: passes when the command succeeds.
+# check NAME COMMAND...: passes when the command succeeds.  What the
+# command prints is shown only when it fails (indented under the "not
+# ok" line): a passing suite prints its checks and nothing else.  The
+# command runs in this shell, so a function's exports and background
+# processes stay.  Returns the command's status.
 check() {
-    local name=$1
+    local name=$1 out status
     shift
-    "$@"
-    _record $? "$name"
+    out=$(mktemp "${TMPDIR:-/tmp}/greet-check.XXXXXX")
+    "$@" >"$out" 2>&1
+    status=$?
+    _record "$status" "$name"
+    [ "$status" = 0 ] || sed -n '1,30s/^/    | /p' "$out"
+    rm -f "$out"
+    return "$status"
 }
 
 # skip NAME REASON: a check not made, and why (TAP's "ok - NAME # SKIP
