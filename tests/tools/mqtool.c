@@ -25,8 +25,11 @@
  * AMQP_URL as for the programs.  A passive queue.declare answers from the
  * queue itself, unlike rabbitmqctl's periodically refreshed metrics. */
 #include "clock.h"
+#include "config.h"
+#include "link.h"
 #include "log.h"
 #include "mq.h"
+#include "mq_url.h"
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -186,10 +189,8 @@ static double ours_busy(pid_t root, const char *marker, struct proc **procs, siz
     return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
-static int watch(const struct mq_settings *settings, const char *queue, double interval,
-                 const char *marker)
+static int watch(struct link *link, const char *queue, double interval, const char *marker)
 {
-    struct mq *mq = NULL;
     struct proc *procs = NULL;
     size_t procs_cap = 0;
     pid_t root = getppid();
@@ -211,10 +212,8 @@ static int watch(const struct mq_settings *settings, const char *queue, double i
     while (!stop_watching) {
         unsigned long messages;
 
-        if (mq == NULL)
-            mq = mq_connect(settings, err, sizeof err);
-        if (mq != NULL) {
-            if (mq_queue_depth(mq, queue, &messages, err, sizeof err)) {
+        if (link_ensure(link, clock_now(), true /* quiet */)) {
+            if (mq_queue_depth(link->mq, queue, &messages, err, sizeof err)) {
                 int printed;
                 double now = wall_now();
                 /* Scanning /proc costs more than the rest: twice a second. */
@@ -229,13 +228,12 @@ static int watch(const struct mq_settings *settings, const char *queue, double i
                 if (printed < 0 || fflush(stdout) != 0)
                     break; /* whoever reads us is gone */
             } else {
-                mq_abandon(mq);
-                mq = NULL;
+                link_lost(link, clock_now(), err, 0);
             }
         }
         poll(NULL, 0, wait_ms);
     }
-    mq_abandon(mq);
+    link_close(link);
     free(procs);
     return 0;
 }
@@ -305,9 +303,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("AMQP_URL");
-    struct mq_settings settings = {url ? url : "amqp://guest:guest@localhost:5672/", NULL, "mqtool",
-                                   0, 10.0};
+    static const struct config_urls urls = {mq_url_mask, NULL};
+    struct config cfg;
+    struct link link;
     char err[512];
     struct mq *mq;
     int status = 0;
@@ -323,22 +321,34 @@ int main(int argc, char **argv)
     }
     log_init("mqtool", LOG_ERROR);
     log_set_fd(2);
+    /* The broker settings as every program reads them (AMQP_URL, ...). */
+    if (config_load(&cfg, PROGRAM_REPLIES, &urls, 1, argv, getenv, err, sizeof err) != CONFIG_OK) {
+        fprintf(stderr, "mqtool: %s\n", err);
+        return 2;
+    }
+    cfg.heartbeat = 0; /* short-lived, or (watch) asking every interval */
+    link_init(&link, &cfg, "mqtool", 1.0, NULL, NULL);
     if (strcmp(argv[1], "declare-refusing") == 0)
-        return declare_refusing(settings.url, argv[2]);
+        status = declare_refusing(cfg.amqp_url, argv[2]);
     if (strcmp(argv[1], "watch") == 0) {
         double interval = argc >= 4 ? strtod(argv[3], NULL) : 0.1;
         if (!(interval > 0 && interval <= 60)) {
             fputs(USAGE, stderr);
             return 2;
         }
-        settings.timeout = 2.0; /* a frozen broker: try again soon */
-        return watch(&settings, argv[2], interval, argc == 5 ? argv[4] : NULL);
+        link.settings.timeout = 2.0; /* a frozen broker: try again soon */
+        status = watch(&link, argv[2], interval, argc == 5 ? argv[4] : NULL);
     }
-    mq = mq_connect(&settings, err, sizeof err);
-    if (mq == NULL) {
-        fprintf(stderr, "mqtool: %s\n", err);
+    if (strcmp(argv[1], "declare-refusing") == 0 || strcmp(argv[1], "watch") == 0) {
+        config_free(&cfg);
+        return status;
+    }
+    if (!link_ensure(&link, clock_now(), true /* quiet: reported here */)) {
+        fprintf(stderr, "mqtool: %s\n", link.error);
+        config_free(&cfg);
         return 1;
     }
+    mq = link.mq;
     if (strcmp(argv[1], "wait") == 0) {
         unsigned long want = strtoul(argv[3], NULL, 10), messages = 0;
         double limit = started + strtod(argv[4], NULL);
@@ -348,7 +358,8 @@ int main(int argc, char **argv)
             poll(NULL, 0, 5);
         status = messages >= want ? 0 : 1;
         printf("%.3f\n", clock_now() - started);
-        mq_close(mq);
+        link_close(&link);
+        config_free(&cfg);
         return status;
     }
     for (int i = 2; i < argc && status == 0; i++) {
@@ -362,11 +373,9 @@ int main(int argc, char **argv)
             status = 1;
         }
     }
-    if (status != 0) {
+    if (status != 0)
         fprintf(stderr, "mqtool: %s\n", err);
-        mq_abandon(mq);
-        return status;
-    }
-    mq_close(mq);
-    return 0;
+    link_close(&link);
+    config_free(&cfg);
+    return status;
 }
