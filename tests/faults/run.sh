@@ -221,9 +221,12 @@ first_consumer_start() {
 #           (processed one at a time) -- until RATE_TO replies (the
 #           backlog not yet drained: the workers, not the producer, set
 #           the pace) or RATE_AFTER_MAX s later.
-# A window's rate is the median of its rates over 0.25 s steps: a worker
-# slowed for good shows in every step, a hiccup in a few only.  The means
-# are printed too.  Fails when after/before < RATE_MIN, or when a window
+# A window's rate is the upper quartile of its rates over 0.25 s steps: a
+# worker slowed for good shows in every step, while the broker's own
+# stalls on a shared two-core machine (a quorum queue writing its log,
+# the database's checkpoints) take out a few steps -- once, in a CI run,
+# more than half of a 5 s window, which failed a median at 0.56 with the
+# worker consuming normally.  The means are printed too.  Fails when after/before < RATE_MIN, or when a window
 # is shorter than RATE_MIN_WINDOW s (a rate that was not measured proves
 # nothing).  On two cores the rates are the CPU's: when other work on the
 # machine (not this suite's) took more than RATE_MAX_OTHER_CPU cores in a
@@ -265,8 +268,8 @@ check_drain_rate() {
             if (T[hi] == T[lo]) return V[lo]
             return V[lo] + (V[hi] - V[lo]) * (t - T[lo]) / (T[hi] - T[lo])
         }
-        # median of the rates over the steps of [t0, t1] (the last step ends at t1)
-        function median_rate(t0, t1,    k, m, t, u, r, i, j, x) {
+        # upper quartile of the rates over the steps of [t0, t1] (the last step ends at t1)
+        function typical_rate(t0, t1,    k, m, t, u, r, i, j, x, q) {
             m = int((t1 - t0) / step + 0.5)
             if (m < 1) m = 1
             for (k = 1; k <= m; k++) {
@@ -275,7 +278,8 @@ check_drain_rate() {
                 for (j = k - 1; j >= 1 && r[j] > x; j--) r[j + 1] = r[j]
                 r[j + 1] = x
             }
-            return m % 2 ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2
+            q = int(m * 0.75)
+            return r[q < 1 ? 1 : q]
         }
         # cores taken by other work than this suite over [t0, t1], from the
         # CPU samples inside it only: a server stopped by a fault takes its
@@ -302,8 +306,8 @@ check_drain_rate() {
                 printf "cannot measure the rate after the fault: %.2f s of backlog left to drain after it\n", a1 - a0
                 exit
             }
-            before = median_rate(b0, fb)
-            after = median_rate(a0, a1)
+            before = typical_rate(b0, fb)
+            after = typical_rate(a0, a1)
             ratio = before > 0 ? after / before : 0
             other_before = other(b0, fb)
             other_after = other(a0, a1)
