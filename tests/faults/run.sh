@@ -41,7 +41,7 @@ chmod 755 "$WORK"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Two-second heartbeats: a frozen broker is noticed in four.
-export GREET_HEARTBEAT=2 GREET_STATS_INTERVAL=0
+export GREET_HEARTBEAT=2 GREET_STATS_INTERVAL=${GREET_STATS_INTERVAL:-0}
 # Times and rates are printed and parsed with a decimal point.
 export LC_NUMERIC=C
 SUPERVISORS=()
@@ -327,6 +327,18 @@ check_drain_rate() {
             "$(sed -n '2s/^busy //p' <<<"$verdict")"
         return
     fi
+    # Once low proves nothing: RabbitMQ itself drains a backlog up to a
+    # third slower for seconds after its consumers paused, broker-only
+    # clients too (two bench/baseline clients stopped for 10 s: 0.62, 0.71
+    # and 0.97 of their rate before; not stopped: 0.87 to 0.96).  A worker
+    # slowed for good is slow in every run, so a low scenario runs again
+    # at the end, and fails if it is low again.
+    if [ "$(sed -n 2p <<<"$verdict")" = low ] && [ -z "${RATE_AGAIN:-}" ]; then
+        skip "$SC_NAME: drain rate after recovery at least $RATE_MIN of the rate before" \
+            "low once: $SC_NAME runs again at the end and must not be low twice"
+        echo "$SC_NAME" >>"$WORK/rate_again"
+        return
+    fi
     check_eq "$SC_NAME: drain rate after recovery at least $RATE_MIN of the rate before" \
         "$(sed -n 2p <<<"$verdict")" ok
 }
@@ -392,7 +404,7 @@ check_reconnects() {
 # running.
 scenario_begin() {
     SC_NAME=$1
-    SC="$WORK/$1"
+    SC="$WORK/$1${RATE_AGAIN:+.again}"
     mkdir -p "$SC"
     : >"$SC/sent" && : >"$SC/poison" && : >"$SC/crash" && : >"$SC/marks"
     PRODUCER=""
@@ -528,6 +540,10 @@ check "servers start" servers_start "$WORK/servers" || exit 1
 check "schema and sample users load" eval 'servers_load_schema && servers_load_samples' || exit 1
 # Declare the topology once, as the worker and producer would.
 "$BIN/greet-producer" --count 1 --id-prefix warmup >/dev/null 2>&1
+
+# Every scenario; run once, and again for those whose drain rate came back
+# low (check_drain_rate).
+run_scenarios() {
 
 # ---- 1. kill -9 a worker holding a full prefetch window --------------------
 if want kill9; then
@@ -703,7 +719,8 @@ fi
 # with them, nor the pace.
 if want bad_row; then
 scenario_begin bad_row
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE greet_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS greet_ascii" \
+    -c "CREATE DATABASE greet_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
 for file in "$ROOT"/sql/*.sql "$ROOT"/sql/sample/*.sql; do
     psql -X -q -v ON_ERROR_STOP=1 -d greet_ascii -f "$file" >/dev/null
 done
@@ -883,6 +900,14 @@ verdict=$("$TOOLS/historycheck" "$SC_NAME" "$SC/sent" "$SC/poison" "$SC/crash" "
     "$SC/dead.jsonl" "$("$TOOLS/mqtool" depth greet.jobs)" -1 2>/dev/null)
 echo "$verdict"
 check_match "broken_ack_early: the checker reports the lost jobs" "$verdict" 'lost [1-9][0-9]*.*FAIL$'
+fi
+
+}
+
+run_scenarios
+if [ -s "$WORK/rate_again" ]; then
+    echo "# the drain rate came back low in: $(tr '\n' ' ' <"$WORK/rate_again"); measuring them once more"
+    RATE_AGAIN=1 FAULT_ONLY="$(tr '\n' ' ' <"$WORK/rate_again")" run_scenarios
 fi
 
 tests_summary
