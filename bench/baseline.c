@@ -69,7 +69,7 @@ static double cpu_seconds(void)
 
 int main(int argc, char **argv)
 {
-    static const struct config_urls urls = {mq_url_mask, NULL};
+    static const struct config_urls urls = {mq_url_list_mask, NULL};
     struct config cfg;
     struct subscription sub;
     struct link link;

@@ -36,7 +36,10 @@ struct option {
  * (README, "Performance"). */
 static const struct option options[] = {
     {"amqp-url", "AMQP_URL", OPT_STRING, "amqp://guest:guest@localhost:5672/", 0, 0, AT(amqp_url),
-     ALL, "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS)", URL_AMQP},
+     ALL,
+     "broker URL, amqp://user:pass@host:port/vhost (amqps:// for TLS); a cluster's nodes as "
+     "a list separated by ',' or ';'",
+     URL_AMQP},
     {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
      AT(amqp_cacert), ALL, "CA bundle that verifies the broker's certificate with amqps://"},
     {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),

@@ -13,6 +13,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "mq.h"
+#include "mq_url.h"
 
 #include <stdbool.h>
 
@@ -20,7 +21,10 @@
 typedef bool (*link_setup_fn)(struct mq *mq, void *ctx, char *err, size_t errlen);
 
 struct link {
-    struct mq_settings settings;
+    struct mq_settings settings; /* .url: the entry being tried or in use */
+    struct mq_url_list urls;     /* AMQP_URL: one broker or a cluster's nodes */
+    unsigned current;            /* the index of the URL in use or tried last */
+    bool urls_ok;
     struct mq_topology topology; /* what the programs declare, from the config */
     link_setup_fn setup;
     void *setup_ctx;
@@ -38,8 +42,12 @@ void link_init(struct link *l, const struct config *cfg, const char *client_name
                double backoff_cap, link_setup_fn setup, void *setup_ctx);
 
 /* Connects and sets up when down and it is time; true when up after the
- * call.  A failed attempt is logged (broker.connect_failed) unless quiet,
- * its reason kept in l->error, and the next one scheduled. */
+ * call.  With several URLs, one attempt tries them all in turn, starting
+ * at a random one (per process: workers spread over a cluster's nodes;
+ * after a loss, at one of the others).  Each URL that fails while another
+ * follows is logged (broker.connect_failed, retry_in 0); the last is
+ * logged unless quiet (the caller reports it), its reason kept in
+ * l->error, and the next attempt scheduled with backoff. */
 bool link_ensure(struct link *l, double now, bool quiet);
 /* The connection failed in use (why): dropped at once (the broker
  * requeues what was unacked: in_hand deliveries, for the log line

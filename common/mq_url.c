@@ -64,8 +64,8 @@ bool mq_url_mask(const char *url, char *out, size_t outlen, char *err, size_t er
     if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
         set_error(err, errlen,
                   "librabbitmq cannot parse '%s': expected amqp://user:pass@host:port/vhost or "
-                  "amqps://..., any '@', ':', '/' or '%%' in the user name or password written "
-                  "%%40, %%3A, %%2F or %%25",
+                  "amqps://..., any '@', ':', '/', '%%', ',' or ';' in the user name or password "
+                  "written %%40, %%3A, %%2F, %%25, %%2C or %%3B",
                   unparsed);
         goto fail;
     }
@@ -92,4 +92,85 @@ fail:
     buf_fixed_add_str(&o, unparsed);
     free(copy);
     return false;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+bool mq_url_list_parse(const char *list, struct mq_url_list *out, char *err, size_t errlen)
+{
+    size_t len = strlen(list), entries = 1;
+    char *p;
+
+    out->n = 0;
+    for (const char *c = list; *c; c++)
+        entries += *c == ',' || *c == ';';
+    if (len >= sizeof out->store) {
+        set_error(err, errlen, "a list of %zu bytes: at most %zu", len, sizeof out->store - 1);
+        return false;
+    }
+    if (entries > MQ_URL_LIST_MAX) {
+        set_error(err, errlen, "%zu entries: at most %d", entries, MQ_URL_LIST_MAX);
+        return false;
+    }
+    memcpy(out->store, list, len + 1);
+    p = out->store;
+    for (size_t i = 0; i < entries; i++) {
+        char *end = p + strcspn(p, ",;"), *next = *end ? end + 1 : end;
+        char why[384], masked[8];
+
+        *end = '\0';
+        while (is_space(*p))
+            p++;
+        while (end > p && is_space(end[-1]))
+            *--end = '\0';
+        if (*p == '\0') {
+            if (entries == 1)
+                set_error(err, errlen, "empty: expected amqp://user:pass@host:port/vhost");
+            else
+                set_error(err, errlen,
+                          "entry %zu of %zu is empty (a list is URLs separated by "
+                          "',' or ';'; a comma in a password is written %%2C)",
+                          i + 1, entries);
+            return false;
+        }
+        if (!mq_url_mask(p, masked, sizeof masked, why, sizeof why)) {
+            if (entries == 1)
+                set_error(err, errlen, "%s", why);
+            else
+                set_error(err, errlen, "entry %zu of %zu: %s", i + 1, entries, why);
+            return false;
+        }
+        out->urls[out->n++] = p;
+        p = next;
+    }
+    return true;
+}
+
+bool mq_url_list_mask(const char *list, char *out, size_t outlen, char *err, size_t errlen)
+{
+    struct mq_url_list *urls = malloc(sizeof *urls);
+    struct buf_fixed o;
+    bool ok;
+
+    buf_fixed_init(&o, out, outlen);
+    if (urls == NULL) {
+        set_error(err, errlen, "out of memory");
+        buf_fixed_add_str(&o, MASK);
+        return false;
+    }
+    ok = mq_url_list_parse(list, urls, err, errlen);
+    if (!ok)
+        buf_fixed_add_str(&o, MASK);
+    for (unsigned i = 0; ok && i < urls->n; i++) {
+        char masked[512];
+        mq_url_mask(urls->urls[i], masked, sizeof masked, NULL, 0);
+        if (i > 0)
+            buf_fixed_add_str(&o, ",");
+        buf_fixed_add_str(&o, masked);
+    }
+    free(urls);
+    return ok;
 }

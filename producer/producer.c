@@ -668,8 +668,11 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
      * to wait out; once started, the producer rides out broker restarts. */
     if (!link_ensure(&p.link, clock_now(), true /* quiet: reported here */)) {
         char url[256];
-        mq_url_mask(cfg->amqp_url, url, sizeof url, NULL, 0);
-        fprintf(stderr, "greet-producer: broker %s: %s\n", url, p.link.error);
+        mq_url_mask(p.link.settings.url, url, sizeof url, NULL, 0);
+        if (p.link.urls.n > 1) /* the error names them */
+            fprintf(stderr, "greet-producer: %s\n", p.link.error);
+        else
+            fprintf(stderr, "greet-producer: broker %s: %s\n", url, p.link.error);
         status = 1;
         goto out;
     }

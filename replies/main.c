@@ -207,7 +207,7 @@ static int close_stdout(int status)
 
 int main(int argc, char **argv)
 {
-    static const struct config_urls urls = {mq_url_mask, NULL /* no database */};
+    static const struct config_urls urls = {mq_url_list_mask, NULL /* no database */};
     struct config cfg;
     struct subscriber s = {0};
     enum log_level level = LOG_WARN;

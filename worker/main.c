@@ -15,7 +15,7 @@
 
 int main(int argc, char **argv)
 {
-    static const struct config_urls urls = {mq_url_mask, db_url_mask};
+    static const struct config_urls urls = {mq_url_list_mask, db_url_mask};
     struct config cfg;
     struct worker_stats stats = {0};
     enum log_level level = LOG_INFO;

@@ -224,6 +224,39 @@ check_eq "broker unreachable: producer exits 1" "$?" 1
 check "with the URL masked" grep -q 'guest:\*\*\*@127.0.0.1:1' "$WORK/down.err"
 check "and no secret" bash -c "! grep -q secret '$WORK/down.err'"
 
+echo "# a list of broker URLs (a cluster's nodes)"
+dead1="amqp://guest:sec%2Cret@127.0.0.1:1/"
+dead2="amqp://u:secret@127.0.0.1:2/"
+AMQP_URL="$dead1,$AMQP_URL;$dead2" "$BIN/greet-producer" --job-id list-1 --wait --timeout 10 \
+    >"$WORK/list.out" 2>"$WORK/list.err"
+check_eq "AMQP_URL with dead nodes around a live one (',' and ';'): the job is answered" \
+    "$(jq -r .status "$WORK/list.out" 2>/dev/null)" ok
+# Each process starts at a random entry: of 16 producers given a dead node
+# and a live one, some try the dead one first, some do not (all alike:
+# 1 in 32768).
+: >"$WORK/spread.log"
+for i in $(seq 16); do
+    AMQP_URL="$dead1,$AMQP_URL" "$BIN/greet-producer" --job-id "spread-$i" >/dev/null 2>"$WORK/spread.err" ||
+        echo "exit $?" >>"$WORK/spread.log"
+    grep -c 'event=broker.connect_failed' "$WORK/spread.err" >>"$WORK/spread.log"
+done
+check "16 producers given a dead and a live node: every one sent its job" \
+    bash -c "! grep -q exit '$WORK/spread.log'"
+check_match "and they started at either node (runs that tried the dead one first: 1..15)" \
+    "$(grep -c '^1$' "$WORK/spread.log")" '^([1-9]|1[0-5])$'
+AMQP_URL="$dead1, $dead2" "$BIN/greet-producer" --job-id x 2>"$WORK/alldown.err"
+check_eq "every node down: producer exits 1" "$?" 1
+check "and says all of them failed, naming the last, masked" \
+    grep -q 'all 2 broker URLs failed; the last, amqp://[gu][a-z]*:\*\*\*@127.0.0.1:[12]/' "$WORK/alldown.err"
+check "and no secret" bash -c "! grep -q secret '$WORK/alldown.err'"
+for bad in "$AMQP_URL,,$dead2|entry 2 of 3 is empty" "$AMQP_URL,amqp://u:pa,ss@h/|entry 2 of 3: librabbitmq cannot parse" \
+    "$dead1;http://u:secret@h/|entry 2 of 2: librabbitmq cannot parse '\*\*\*'"; do
+    AMQP_URL="${bad%%|*}" "$BIN/greet-worker" >/dev/null 2>"$WORK/badlist.err"
+    check_eq "a bad list entry stops start-up (exit 2): ${bad#*|}" "$?" 2
+    check "and the message names its position" grep -q "AMQP_URL (--amqp-url): ${bad#*|}" "$WORK/badlist.err"
+    check "and shows no password" bash -c "! grep -q -e secret -e 'pa,ss' '$WORK/badlist.err'"
+done
+
 echo "# greet-replies"
 drain_queue greet.replies
 "$BIN/greet-producer" --job-id same-1 >/dev/null 2>&1 && "$BIN/greet-producer" --job-id same-1 >/dev/null 2>&1

@@ -303,7 +303,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const struct config_urls urls = {mq_url_mask, NULL};
+    static const struct config_urls urls = {mq_url_list_mask, NULL};
     struct config cfg;
     struct link link;
     char err[512];

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-static const struct config_urls urls = {mq_url_mask, db_url_mask};
+static const struct config_urls urls = {mq_url_list_mask, db_url_mask};
 
 /* The environment a case runs in: "NAME=value" strings. */
 static const char *const *fake_environ;
@@ -212,7 +212,7 @@ END_TEST
  * DATABASE_URL, so they need none, but the worker does. */
 START_TEST(test_url_checkers)
 {
-    static const struct config_urls broker_only = {mq_url_mask, NULL};
+    static const struct config_urls broker_only = {mq_url_list_mask, NULL};
     char *argv[] = {"x", NULL};
     struct config cfg;
     char err[256];

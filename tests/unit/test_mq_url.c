@@ -105,6 +105,73 @@ START_TEST(test_small_buffer)
 }
 END_TEST
 
+/* Lists of brokers: split at ',' or ';', each entry checked on its own,
+ * a bad one named by its position, the password never shown. */
+struct list_case {
+    const char *list;
+    int n;              /* entries; -1: refused */
+    const char *masked; /* or the error's telling part */
+};
+
+static const struct list_case list_cases[] = {
+    {"amqp://u:secret@h1/", 1, "amqp://u:***@h1:5672/"},
+    {"amqp://u:secret@h1:1/,amqps://v:secret@h2:2/x,amqp://h3/", 3,
+     "amqp://u:***@h1:1/,amqps://v:***@h2:2/x,amqp://guest:***@h3:5672/"},
+    {"amqp://u:secret@h1/;amqp://u:secret@h2/", 2, "amqp://u:***@h1:5672/,amqp://u:***@h2:5672/"},
+    {" amqp://u:secret@h1/ ,\tamqp://h2/\n", 2, "amqp://u:***@h1:5672/,amqp://guest:***@h2:5672/"},
+    /* A comma in a password is %2C, and decoded by librabbitmq. */
+    {"amqp://u:sec%2Cret@h1/,amqp://h2/", 2, "amqp://u:***@h1:5672/,amqp://guest:***@h2:5672/"},
+    /* Refused: each with the position of the bad entry. */
+    {"amqp://u:secret@h1/,", -1, "entry 2 of 2 is empty"},
+    {",amqp://u:secret@h1/", -1, "entry 1 of 2 is empty"},
+    {"amqp://u:secret@h1/,,amqp://h3/", -1, "entry 2 of 3 is empty"},
+    /* A raw comma in a password splits it: the half that is no URL is named. */
+    {"amqp://u:secret@h1/,amqp://u:sec,ret@h2/", -1, "entry 2 of 3: librabbitmq cannot parse"},
+    {"amqp://u:secret@h1/,http://u:secret@h2/,amqp://h3/", -1,
+     "entry 2 of 3: librabbitmq cannot parse '***'"},
+    {"amqp://h1/;amqp://u:secret@h2:port/", -1,
+     "entry 2 of 2: librabbitmq cannot parse 'amqp://***'"},
+    {"amqp://u:secret@h:x/", -1, "librabbitmq cannot parse 'amqp://***'"},
+    {"", -1, "empty"},
+    {"  ", -1, "empty"},
+    {",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", -1, "entries: at most 32"},
+};
+
+START_TEST(test_list)
+{
+    const struct list_case *c = &list_cases[_i];
+    struct mq_url_list list;
+    char out[1024], err[512] = "";
+    bool ok = mq_url_list_parse(c->list, &list, err, sizeof err);
+
+    ck_assert_msg(ok == (c->n >= 0), "case %d: parsed %d (%s)", _i, ok, err);
+    ck_assert_msg(strstr(err, SECRET) == NULL, "case %d error leaks: '%s'", _i, err);
+    if (ok)
+        ck_assert_int_eq(list.n, c->n);
+    else
+        ck_assert_msg(strstr(err, c->masked) != NULL, "case %d: '%s'", _i, err);
+    ck_assert_int_eq(mq_url_list_mask(c->list, out, sizeof out, err, sizeof err), ok);
+    ck_assert_msg(strstr(out, SECRET) == NULL, "case %d leaks: '%s'", _i, out);
+    ck_assert_str_eq(out, ok ? c->masked : "***");
+    for (unsigned i = 0; ok && i < list.n; i++)
+        ck_assert_msg(strchr(list.urls[i], ',') == NULL && strchr(list.urls[i], ' ') == NULL,
+                      "case %d entry %u: '%s'", _i, i, list.urls[i]);
+}
+END_TEST
+
+START_TEST(test_list_too_long)
+{
+    struct mq_url_list list;
+    char long_list[MQ_URL_LIST_BYTES + 16], err[256] = "";
+
+    memset(long_list, 'h', sizeof long_list - 1);
+    long_list[sizeof long_list - 1] = '\0';
+    memcpy(long_list, "amqp://", 7);
+    ck_assert(!mq_url_list_parse(long_list, &list, err, sizeof err));
+    ck_assert_msg(strstr(err, "at most 4095") != NULL, "%s", err);
+}
+END_TEST
+
 Suite *mq_url_suite(void)
 {
     Suite *s = suite_create("mq_url");
@@ -113,6 +180,8 @@ Suite *mq_url_suite(void)
     tcase_add_loop_test(tc, test_mask, 0, sizeof cases / sizeof cases[0]);
     tcase_add_loop_test(tc, test_same_meaning, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, test_small_buffer);
+    tcase_add_loop_test(tc, test_list, 0, sizeof list_cases / sizeof list_cases[0]);
+    tcase_add_test(tc, test_list_too_long);
     suite_add_tcase(s, tc);
     return s;
 }
