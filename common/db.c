@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "log.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -120,6 +121,43 @@ static void set_pq_error(struct db *db, const char *what, char *err, size_t errl
             *p = ' ';
 }
 
+/* What the server says outside an answer (a WARNING, or the FATAL of a
+ * backend terminated while idle) reaches the log as one logfmt line, not
+ * libpq's raw text on stderr. */
+static void log_notice(void *arg, const PGresult *res)
+{
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *whole = PQresultErrorMessage(res);
+    enum log_level level = LOG_INFO;
+    struct log_line line;
+
+    (void)arg;
+    if (severity == NULL)
+        severity = "NOTICE";
+    if (strcmp(severity, "DEBUG") == 0)
+        level = LOG_DEBUG;
+    else if (strcmp(severity, "NOTICE") != 0 && strcmp(severity, "INFO") != 0 &&
+             strcmp(severity, "LOG") != 0)
+        level = LOG_WARN; /* WARNING, and ERROR, FATAL, PANIC out of turn */
+    if (!log_enabled(level))
+        return;
+    log_begin(&line, level, "db.notice");
+    log_str(&line, "severity", severity);
+    if (sqlstate != NULL)
+        log_str(&line, "sqlstate", sqlstate);
+    if (message != NULL) {
+        log_str(&line, "msg", message);
+    } else if (whole != NULL) {
+        size_t len = strlen(whole);
+        while (len > 0 && (whole[len - 1] == '\n' || whole[len - 1] == ' '))
+            len--;
+        log_strn(&line, "msg", whole, (unsigned)len);
+    }
+    log_end(&line);
+}
+
 bool db_connect(struct db *db, char *err, size_t errlen)
 {
     /* Keywords before "dbname" are defaults the URL may override; those
@@ -135,6 +173,7 @@ bool db_connect(struct db *db, char *err, size_t errlen)
         db_disconnect(db);
         return false;
     }
+    PQsetNoticeReceiver(db->conn, log_notice, NULL);
     db->phase = PHASE_CONNECT;
     db->poll_status = PGRES_POLLING_WRITING;
     db->started = clock_now();

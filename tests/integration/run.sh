@@ -297,6 +297,13 @@ echo "# worker: logs, secrets, broker down at start"
 check "start-up logs the effective config with the password masked" \
     grep -q 'event=config AMQP_URL=amqp://guest:\*\*\*@' "$WORK/w1.log"
 check "no password in any worker log" bash -c "! grep -q 'guest:guest' '$WORK'/w*.log"
+psql_ -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'greet-worker'" >/dev/null
+check "a backend terminated while idle: its FATAL reaches the log as a logfmt line" \
+    wait_for 5 grep -q 'event=db.notice severity=FATAL sqlstate=57P01 msg="terminating connection' "$WORK/w1.log"
+check "every line of every worker log is logfmt (no raw libpq text)" \
+    bash -c "! grep -h -v '^ts=' '$WORK'/w*.log"
+"$BIN/greet-producer" --job-id after-terminate --wait --timeout 10 >"$WORK/after-terminate.out" 2>/dev/null
+check_eq "and the workers answer the next job" "$(jq -r .status "$WORK/after-terminate.out" 2>/dev/null)" ok
 AMQP_URL="amqp://guest:guest@127.0.0.1:1/" "$BIN/greet-worker" >"$WORK/nobroker.log" 2>&1 &
 nobroker=$!
 check "worker with the broker down keeps retrying with backoff" \
