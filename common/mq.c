@@ -56,13 +56,17 @@ static void set_error(char *err, size_t errlen, const char *what, const char *wh
 /* The one place an amqp_rpc_reply_t becomes an error message: library
  * failures, and channel or connection closes with the broker's code and
  * text (as in rabbitmq-c's examples/utils.c). */
-static bool rpc_ok(amqp_rpc_reply_t reply, const char *what, char *err, size_t errlen,
-                   int *server_code)
+static bool rpc_ok(struct mq *mq, amqp_rpc_reply_t reply, const char *what, char *err,
+                   size_t errlen, int *server_code)
 {
     if (server_code)
         *server_code = 0;
     switch (reply.reply_type) {
     case AMQP_RESPONSE_NORMAL:
+        /* An answer is input: a set-up RPC that waited seconds (a quorum
+         * queue electing its leader) must not count as missed heartbeats
+         * the moment it returns. */
+        mq->input_seen = true;
         return true;
     case AMQP_RESPONSE_NONE:
         set_error(err, errlen, what, "no reply from the broker");
@@ -208,13 +212,14 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
     client_properties.num_entries = 2;
     client_properties.entries = client;
 
-    if (!rpc_ok(amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX,
+    if (!rpc_ok(mq,
+                amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX,
                                            heartbeat, &client_properties, AMQP_SASL_METHOD_PLAIN,
                                            info.user, info.password),
                 "login", err, errlen, NULL))
         goto fail;
     amqp_channel_open(mq->conn, CHANNEL);
-    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "open channel", err, errlen, NULL))
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "open channel", err, errlen, NULL))
         goto fail;
 
     mq->heartbeat = amqp_get_heartbeat(mq->conn);
@@ -288,7 +293,7 @@ static bool reopen_channel(struct mq *mq, char *err, size_t errlen)
                    "close channel", err, errlen))
         return false;
     amqp_channel_open(mq->conn, CHANNEL);
-    return rpc_ok(amqp_get_rpc_reply(mq->conn), "reopen channel", err, errlen, NULL);
+    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "reopen channel", err, errlen, NULL);
 }
 
 static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char *name,
@@ -302,7 +307,7 @@ static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char
     amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 0 /* passive */,
                        1 /* durable */, 0 /* exclusive */, 0 /* auto_delete */,
                        queue_arguments(entries, t, is_jobs));
-    if (rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
+    if (rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
         return true;
     if (code != AMQP_PRECONDITION_FAILED)
         return false;
@@ -322,7 +327,7 @@ static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char
         return false;
     amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0,
                        amqp_empty_table);
-    return rpc_ok(amqp_get_rpc_reply(mq->conn), what, err, errlen, NULL);
+    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, NULL);
 }
 
 bool mq_declare_topology(struct mq *mq, const struct mq_topology *topology, char *err,
@@ -347,7 +352,7 @@ bool mq_declare_private_queue(struct mq *mq, char *name, size_t namelen, char *e
         amqp_queue_declare(mq->conn, CHANNEL, amqp_empty_bytes, 0 /* passive */, 0 /* durable */,
                            1 /* exclusive */, 1 /* auto_delete */, amqp_empty_table);
 
-    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "declare private queue", err, errlen, NULL))
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "declare private queue", err, errlen, NULL))
         return false;
     snprintf(name, namelen, "%.*s", (int)ok->queue.len, (const char *)ok->queue.bytes);
     return true;
@@ -359,7 +364,7 @@ bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, c
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(queue),
                                                      1 /* passive */, 0, 0, 0, amqp_empty_table);
 
-    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "inspect queue", err, errlen, NULL))
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "inspect queue", err, errlen, NULL))
         return false;
     *messages = ok->message_count;
     return true;
@@ -368,19 +373,19 @@ bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, c
 bool mq_queue_purge(struct mq *mq, const char *queue, char *err, size_t errlen)
 {
     amqp_queue_purge(mq->conn, CHANNEL, amqp_cstring_bytes(queue));
-    return rpc_ok(amqp_get_rpc_reply(mq->conn), "purge queue", err, errlen, NULL);
+    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "purge queue", err, errlen, NULL);
 }
 
 bool mq_confirm_select(struct mq *mq, char *err, size_t errlen)
 {
     amqp_confirm_select(mq->conn, CHANNEL);
-    return rpc_ok(amqp_get_rpc_reply(mq->conn), "enable publisher confirms", err, errlen, NULL);
+    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "enable publisher confirms", err, errlen, NULL);
 }
 
 bool mq_qos(struct mq *mq, unsigned prefetch, char *err, size_t errlen)
 {
     amqp_basic_qos(mq->conn, CHANNEL, 0, (uint16_t)prefetch, 0 /* per consumer */);
-    return rpc_ok(amqp_get_rpc_reply(mq->conn), "set prefetch", err, errlen, NULL);
+    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "set prefetch", err, errlen, NULL);
 }
 
 bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen)
@@ -389,7 +394,7 @@ bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen)
         mq->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes /* broker names it */,
         0 /* no_local */, 0 /* no_ack */, 0 /* exclusive */, amqp_empty_table);
 
-    if (!rpc_ok(amqp_get_rpc_reply(mq->conn), "consume", err, errlen, NULL))
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "consume", err, errlen, NULL))
         return false;
     copy_shortstr(&mq->consumer_tag, ok->consumer_tag);
     mq->consuming = true;
