@@ -38,7 +38,7 @@ static unsigned long long finished; /* jobs whose replies are confirmed */
 static void on_settled(void *ctx, uint64_t slot, enum confirm_outcome outcome)
 {
     (void)ctx;
-    if (ledger_confirmed(&ledger, (unsigned)slot, false, outcome != CONFIRM_ACKED) ==
+    if (ledger_confirmed(&ledger, (unsigned)slot, false, outcome != CONFIRM_ACKED, 0) ==
         LEDGER_FINISHED)
         finished++;
 }

@@ -94,3 +94,8 @@ bool confirms_full(const struct confirms *c)
 {
     return c->count == c->cap;
 }
+
+double confirms_retry_delay(unsigned nacks)
+{
+    return nacks == 0 ? 0.0 : 0.25 * (double)(1u << (nacks - 1 < 8 ? nacks - 1 : 8));
+}

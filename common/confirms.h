@@ -21,6 +21,15 @@ enum confirm_outcome {
     CONFIRM_LOST,   /* the channel died first: nobody knows (confirms_reset) */
 };
 
+/* A nack is not always final: a quorum queue whose leader was lost nacks
+ * what was in flight until a new leader is elected (seconds).  Whoever
+ * published it tries again after confirms_retry_delay(n) s for its n-th
+ * nack (0.25 s, doubling), CONFIRMS_NACK_RETRIES times (7.75 s in all)
+ * before taking the refusal as final (a queue that rejects every
+ * publish). */
+#define CONFIRMS_NACK_RETRIES 5
+double confirms_retry_delay(unsigned nacks);
+
 typedef void (*confirms_fn)(void *ctx, uint64_t owner, enum confirm_outcome outcome);
 
 struct confirm_entry {

@@ -69,6 +69,14 @@ struct producer {
     size_t *resend;
     size_t n_resend, resend_cap;
     bool out_of_memory; /* in a confirms callback */
+    /* Jobs the broker refused (basic.nack), to send again at a time
+     * (confirms.h): per job its nacks so far (allocated at the first). */
+    unsigned char *nacks;
+    struct deferred {
+        size_t job;
+        double at;
+    } * deferred;
+    size_t n_deferred, deferred_cap;
     /* --wait: message_id -> job index, removed when answered. */
     json_t *awaiting;
     double *sent_at; /* per job: when it was (last) published */
@@ -334,11 +342,52 @@ static void on_reply(struct producer *p, const struct mq_message *m, double now)
     json_decref(body);
 }
 
+/* A refused job is sent again after a wait, CONFIRMS_NACK_RETRIES times;
+ * false when it is refused for good (or out of memory). */
+static bool defer_resend(struct producer *p, size_t job)
+{
+    if (p->nacks == NULL && (p->nacks = calloc(p->total, 1)) == NULL)
+        return false;
+    if (p->nacks[job] >= CONFIRMS_NACK_RETRIES)
+        return false;
+    if (p->n_deferred == p->deferred_cap) {
+        size_t cap = p->deferred_cap ? 2 * p->deferred_cap : 256;
+        struct deferred *grown = realloc(p->deferred, cap * sizeof *grown);
+        if (grown == NULL)
+            return false;
+        p->deferred = grown;
+        p->deferred_cap = cap;
+    }
+    p->nacks[job]++;
+    p->deferred[p->n_deferred].job = job;
+    p->deferred[p->n_deferred++].at = clock_now() + confirms_retry_delay(p->nacks[job]);
+    return true;
+}
+
+/* The refused jobs whose wait is over join the ones to send again; returns
+ * the earliest wait not over (0: none). */
+static double take_deferred(struct producer *p, double now)
+{
+    double next = 0;
+    size_t kept = 0;
+
+    for (size_t i = 0; i < p->n_deferred; i++) {
+        if (p->deferred[i].at <= now && schedule_resend(p, p->deferred[i].job))
+            continue;
+        if (next == 0 || p->deferred[i].at < next)
+            next = p->deferred[i].at;
+        p->deferred[kept++] = p->deferred[i];
+    }
+    p->n_deferred = kept;
+    return next;
+}
+
 /* A publish settled (confirms.h callback). */
 static void on_settled(void *ctx, uint64_t job, enum confirm_outcome outcome)
 {
     struct producer *p = ctx;
     const char *body, *id;
+    char why[128];
     size_t len;
 
     switch (outcome) {
@@ -346,8 +395,13 @@ static void on_settled(void *ctx, uint64_t job, enum confirm_outcome outcome)
         mark_confirmed(p, (size_t)job);
         break;
     case CONFIRM_NACKED:
+        /* Maybe only for the moment (a quorum queue electing a leader). */
+        if (defer_resend(p, (size_t)job))
+            break;
         job_at(p, (size_t)job, &body, &len, &id);
-        note_failure(p, id, "the broker refused it (basic.nack)");
+        snprintf(why, sizeof why, "the broker refused it (basic.nack) all %d times it was sent",
+                 CONFIRMS_NACK_RETRIES + 1);
+        note_failure(p, id, why);
         break;
     case CONFIRM_LOST:
         /* Sent on a connection that died before confirming it: again. */
@@ -485,7 +539,8 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
 
     for (;;) {
         double now = clock_now();
-        bool more = p->next < p->total || p->n_resend > 0;
+        double retry_at = take_deferred(p, now);
+        bool more = p->next < p->total || p->n_resend > 0 || p->n_deferred > 0;
         bool waiting_replies = p->awaiting && json_object_size(p->awaiting) > 0;
         int timeout_ms = 200;
         struct pollfd pfd;
@@ -529,6 +584,8 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
             timeout_ms = clock_ms_until(p->started + (double)p->next / rate, 200);
         else if (p->next < p->total && !confirms_full(&p->confirms))
             timeout_ms = 0;
+        if (retry_at > 0 && clock_ms_until(retry_at, 200) < timeout_ms)
+            timeout_ms = clock_ms_until(retry_at, 200);
         if (mq_has_buffered(p->link.mq))
             timeout_ms = 0;
         pfd.fd = mq_fd(p->link.mq);
@@ -718,6 +775,8 @@ out:
     confirms_free(&p.confirms);
     free(p.confirmed_bits);
     free(p.resend);
+    free(p.nacks);
+    free(p.deferred);
     free(p.jobs);
     buf_free(&p.arena);
     buf_free(&p.scratch);

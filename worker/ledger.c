@@ -1,26 +1,62 @@
 /* ledger.c - the worker's in-flight ledger; see ledger.h. */
 #include "ledger.h"
 
+#include "confirms.h"
+
 #include <stdlib.h>
 #include <string.h>
+
+/* Every slot free, none in order. */
+static void reset(struct ledger *l)
+{
+    l->head = l->count = 0;
+    l->n_free = l->cap;
+    for (unsigned i = 0; i < l->cap; i++)
+        l->free_slots[i] = l->cap - 1 - i; /* slot 0 is taken first */
+    memset(l->in_state, 0, sizeof l->in_state);
+}
 
 bool ledger_init(struct ledger *l, unsigned cap)
 {
     memset(l, 0, sizeof *l);
     l->entries = calloc(cap, sizeof *l->entries);
-    l->cap = l->entries ? cap : 0;
-    return l->entries != NULL;
+    l->order = calloc(cap, sizeof *l->order);
+    l->free_slots = calloc(cap, sizeof *l->free_slots);
+    if (l->entries == NULL || l->order == NULL || l->free_slots == NULL) {
+        ledger_free(l);
+        return false;
+    }
+    l->cap = cap;
+    reset(l);
+    return true;
 }
 
 void ledger_free(struct ledger *l)
 {
     free(l->entries);
+    free(l->order);
+    free(l->free_slots);
     memset(l, 0, sizeof *l);
 }
 
 unsigned ledger_slot(const struct ledger *l, unsigned nth)
 {
-    return (l->head + nth) % l->cap;
+    return l->order[(l->head + nth) % l->cap];
+}
+
+/* The head entry leaves the order: its slot is free again, or (tail) goes
+ * to the back of the order. */
+static void pop_head(struct ledger *l, bool to_tail)
+{
+    unsigned slot = l->order[l->head];
+
+    l->head = (l->head + 1) % l->cap;
+    if (to_tail)
+        l->order[(l->head + l->count - 1) % l->cap] = slot;
+    else {
+        l->count--;
+        l->free_slots[l->n_free++] = slot;
+    }
 }
 
 const struct ledger_entry *ledger_entry(const struct ledger *l, unsigned slot)
@@ -63,9 +99,10 @@ int ledger_add(struct ledger *l, uint64_t tag, bool redelivered)
     unsigned slot;
     struct ledger_entry *e;
 
-    if (l->count == l->cap)
+    if (l->count == l->cap || l->n_free == 0)
         return -1;
-    slot = ledger_slot(l, l->count++);
+    slot = l->free_slots[--l->n_free];
+    l->order[(l->head + l->count++) % l->cap] = slot;
     e = &l->entries[slot];
     memset(e, 0, sizeof *e);
     e->tag = tag;
@@ -130,17 +167,24 @@ void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool 
 }
 
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
-                                            bool nacked)
+                                            bool nacked, double now)
 {
     struct ledger_entry *e = &l->entries[slot];
 
     if (e->state != LEDGER_PUBLISHED || e->publishes == 0)
         return LEDGER_PENDING; /* not ours to judge (cannot happen) */
     e->publishes--;
-    if (nacked && dead_copy)
+    if (nacked && dead_copy) {
         e->must_return = true;
-    else if (nacked && !e->dead_copy)
+    } else if (nacked && !e->dead_copy) {
+        if (e->nacks < CONFIRMS_NACK_RETRIES && e->publishes == 0) {
+            e->nacks++;
+            e->retry_at = now + confirms_retry_delay(e->nacks);
+            set_state(l, e, LEDGER_WAITING);
+            return LEDGER_RETRY;
+        }
         return LEDGER_NEED_DEAD_COPY; /* the caller publishes it at once */
+    }
     if (e->publishes > 0)
         return LEDGER_PENDING;
     if (e->must_return)
@@ -163,8 +207,7 @@ unsigned ledger_clear(struct ledger *l)
 {
     unsigned held = l->count;
 
-    l->head = l->count = 0;
-    memset(l->in_state, 0, sizeof l->in_state);
+    reset(l);
     return held;
 }
 
@@ -190,8 +233,26 @@ static unsigned pick_suspect(const struct ledger *l, double random)
     return ledger_slot(l, 0); /* unreachable while the counts hold */
 }
 
-enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, double random,
-                               unsigned *slots, unsigned *n)
+/* Waiting, and not for a retry later than now. */
+static bool ready(const struct ledger_entry *e, double now)
+{
+    return e->state == LEDGER_WAITING && e->retry_at <= now;
+}
+
+double ledger_next_retry(const struct ledger *l, double now)
+{
+    double next = 0;
+
+    for (unsigned i = 0; i < l->count; i++) {
+        const struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
+        if (e->state == LEDGER_WAITING && e->retry_at > now && (next == 0 || e->retry_at < next))
+            next = e->retry_at;
+    }
+    return next;
+}
+
+enum ledger_action ledger_next(const struct ledger *l, double now, unsigned batch_max,
+                               double random, unsigned *slots, unsigned *n)
 {
     unsigned waiting = ledger_in_state(l, LEDGER_WAITING);
     int isolated = -1; /* the first isolated entry waiting */
@@ -204,6 +265,8 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
         for (unsigned i = 0; i < l->count && l->in_state[1][LEDGER_WAITING] > 0; i++) {
             unsigned slot = ledger_slot(l, i);
             if (l->entries[slot].suspect && l->entries[slot].state == LEDGER_WAITING) {
+                if (!ready(&l->entries[slot], now))
+                    return LEDGER_IDLE;
                 slots[(*n)++] = slot;
                 return LEDGER_LOOK_UP;
             }
@@ -214,7 +277,7 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
         for (unsigned i = 0; i < l->count && (*n < batch_max || isolated < 0); i++) {
             unsigned slot = ledger_slot(l, i);
             const struct ledger_entry *e = &l->entries[slot];
-            if (e->state != LEDGER_WAITING)
+            if (!ready(e, now))
                 continue;
             if (e->batch_cap == 0 && *n < batch_max)
                 slots[(*n)++] = slot;
@@ -231,7 +294,7 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
             for (unsigned i = (unsigned)isolated; i < l->count && *n < cap; i++) {
                 unsigned slot = ledger_slot(l, i);
                 const struct ledger_entry *e = &l->entries[slot];
-                if (e->state != LEDGER_WAITING || e->batch_cap == 0)
+                if (!ready(e, now) || e->batch_cap == 0)
                     continue;
                 if (e->batch_cap < cap)
                     cap = e->batch_cap;
@@ -239,7 +302,9 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
                     slots[(*n)++] = slot;
             }
         }
-        return LEDGER_LOOK_UP;
+        if (*n > 0)
+            return LEDGER_LOOK_UP;
+        return LEDGER_IDLE; /* all of them wait for a retry */
     }
     /* A suspect runs once everything else is finished and acked. */
     if (l->in_state[1][LEDGER_SUSPECT] > 0 &&
@@ -253,17 +318,35 @@ enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, doubl
 void ledger_take_acks(struct ledger *l, uint64_t *multiple_tag, uint64_t *singles,
                       unsigned *n_singles)
 {
+    uint64_t floor = UINT64_MAX; /* the lowest tag still in work */
+    unsigned turns = l->count;
+
     *multiple_tag = 0;
     *n_singles = 0;
+    for (unsigned i = 0; i < l->count; i++) {
+        const struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
+        if (e->state != LEDGER_DONE && e->state != LEDGER_SETTLED && e->tag < floor)
+            floor = e->tag;
+    }
     while (l->count > 0) {
-        struct ledger_entry *e = &l->entries[l->head];
+        struct ledger_entry *e = &l->entries[l->order[l->head]];
+        if (e->state == LEDGER_WAITING && e->nacks > 0 && turns-- > 0) {
+            pop_head(l, true); /* waits for its retry: to the back */
+            continue;
+        }
         if (e->state != LEDGER_DONE && e->state != LEDGER_SETTLED)
             break;
-        if (e->state == LEDGER_DONE && !e->acked)
-            *multiple_tag = e->tag;
+        /* Moved back, a job in work can have a lower tag than finished
+         * ones ahead of it: a multiple ack must not cover it. */
+        if (e->state == LEDGER_DONE && !e->acked) {
+            if (e->tag < floor) {
+                if (e->tag > *multiple_tag)
+                    *multiple_tag = e->tag;
+            } else
+                singles[(*n_singles)++] = e->tag;
+        }
         l->in_state[e->suspect][e->state]--;
-        l->head = (l->head + 1) % l->cap;
-        l->count--;
+        pop_head(l, false);
     }
     if (ledger_in_state(l, LEDGER_DONE) == 0)
         return;
@@ -285,5 +368,5 @@ bool ledger_consistent(const struct ledger *l)
         const struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
         counted[e->suspect][e->state]++;
     }
-    return memcmp(counted, l->in_state, sizeof counted) == 0;
+    return l->count + l->n_free == l->cap && memcmp(counted, l->in_state, sizeof counted) == 0;
 }

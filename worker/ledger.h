@@ -50,11 +50,15 @@ struct ledger_entry {
     bool acked;                    /* an ack for it is already written (fault injection) */
     unsigned char publishes;       /* unconfirmed publishes */
     unsigned char lookup_failures; /* consecutive failed lookups it was in */
+    unsigned char nacks;           /* its replies the broker refused so far */
+    double retry_at;               /* refused: not looked up again before (0: any time) */
 };
 
 struct ledger {
-    struct ledger_entry *entries; /* a ring of cap, from head */
-    unsigned cap, head, count;
+    struct ledger_entry *entries; /* cap of them, by slot (stable while held) */
+    unsigned *order;              /* a ring of cap slots, from head: delivery order */
+    unsigned *free_slots;         /* a stack of n_free slots not in order */
+    unsigned cap, head, count, n_free;
     /* Entries per [suspect][state], changed only by set_state(). */
     unsigned in_state[2][LEDGER_N_STATES];
 };
@@ -72,7 +76,12 @@ enum ledger_confirm_result {
     LEDGER_FINISHED,       /* DONE: to be acked */
     LEDGER_NEED_DEAD_COPY, /* its reply was refused: publish a dead copy */
     LEDGER_NEED_RETURN,    /* its dead copy was refused: hand it back */
+    LEDGER_RETRY,          /* its reply was refused: it waits to be answered again */
 };
+
+/* A refused reply (basic.nack) is answered again after a wait, up to
+ * CONFIRMS_NACK_RETRIES times (confirms.h), before the job gets its dead
+ * copy. */
 
 bool ledger_init(struct ledger *l, unsigned cap);
 void ledger_free(struct ledger *l);
@@ -102,7 +111,7 @@ enum ledger_failure {
 int ledger_lookup_failed(struct ledger *l, enum ledger_failure why);
 void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool dead_copy);
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
-                                            bool nacked);
+                                            bool nacked, double now);
 void ledger_mark_acked(struct ledger *l, unsigned slot); /* an early ack (fault injection) */
 void ledger_returned(struct ledger *l, unsigned slot);   /* rejected back to the queue */
 /* The broker connection is gone, and with it every delivery in hand (the
@@ -110,13 +119,19 @@ void ledger_returned(struct ledger *l, unsigned slot);   /* rejected back to the
 unsigned ledger_clear(struct ledger *l);
 
 /* Questions. */
-/* The next database or suspect step (see enum ledger_action).  random, in
+/* The next database or suspect step (see enum ledger_action) at time now
+ * (jobs whose reply was refused wait until their retry_at).  random, in
  * [0, 1), picks among suspects, and between isolated jobs and a batch
  * when both wait.  slots must hold batch_max entries. */
-enum ledger_action ledger_next(const struct ledger *l, unsigned batch_max, double random,
-                               unsigned *slots, unsigned *n);
+enum ledger_action ledger_next(const struct ledger *l, double now, unsigned batch_max,
+                               double random, unsigned *slots, unsigned *n);
+/* The earliest retry_at after now of a job waiting on one; 0 if none. */
+double ledger_next_retry(const struct ledger *l, double now);
 /* The acks to send now, and the entries they settle: the finished run at
- * the head is popped with one multiple-ack (*multiple_tag, 0: none);
+ * the head is popped with one multiple-ack (*multiple_tag, 0: none; one
+ * that would cover a job still in work is sent as singles instead);
+ * a job at the head that waits for a retry of its refused reply moves to
+ * the tail, so that it holds up no one;
  * finished entries behind an unfinished one are acked singly
  * (singles[0..*n_singles), at most cap of them) and become SETTLED, so
  * that a crash while the one ahead is in work does not send them back. */

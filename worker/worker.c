@@ -109,6 +109,7 @@ static void log_stats(const struct worker *w, const char *event)
     log_int(&line, "jobs_failed", (long long)w->stats->jobs_failed);
     log_int(&line, "replies_unroutable", (long long)w->stats->replies_unroutable);
     log_int(&line, "replies_refused", (long long)w->stats->replies_refused);
+    log_int(&line, "replies_retried", (long long)w->stats->replies_retried);
     log_int(&line, "jobs_returned", (long long)w->stats->jobs_returned);
     log_int(&line, "lookups", (long long)w->stats->lookups);
     log_int(&line, "lookup_failures", (long long)w->stats->lookup_failures);
@@ -381,8 +382,20 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
     char detail[512], err[512];
     struct log_line line;
 
-    switch (ledger_confirmed(&w->ledger, slot, dead_copy, outcome != CONFIRM_ACKED)) {
+    switch (ledger_confirmed(&w->ledger, slot, dead_copy, outcome != CONFIRM_ACKED,
+                             outcome != CONFIRM_ACKED ? clock_now() : 0)) {
     case LEDGER_PENDING:
+        break;
+    case LEDGER_RETRY:
+        /* Refused, maybe for the moment only (a quorum queue electing a
+         * new leader): answered again after a wait (ledger.h). */
+        w->stats->replies_retried++;
+        log_begin(&line, LOG_WARN, "reply.nacked");
+        log_str(&line, "job_id", field(s, F_JOB_ID));
+        log_str(&line, "reply_to", field(s, F_REPLY_QUEUE));
+        log_int(&line, "nacks", entry->nacks);
+        log_double(&line, "retry_in", confirms_retry_delay(entry->nacks));
+        log_end(&line);
         break;
     case LEDGER_FINISHED:
         if (entry->dead_copy)
@@ -396,10 +409,11 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
         }
         break;
     case LEDGER_NEED_DEAD_COPY:
-        /* The broker refused the reply (basic.nack: a full queue with
-         * reject-publish, say).  The broker itself is fine, so no
-         * reconnect; the job goes to the dead queue, where it can be
-         * replayed once its reply queue takes messages again. */
+        /* The broker refused the reply (basic.nack) every time it was
+         * asked (a full queue with reject-publish, say).  The broker
+         * itself is fine, so no reconnect; the job goes to the dead
+         * queue, where it can be replayed once its reply queue takes
+         * messages again. */
         w->stats->replies_refused++;
         snprintf(detail, sizeof detail, "the broker refused the reply to queue '%s' (basic.nack)",
                  field(s, F_REPLY_QUEUE));
@@ -622,7 +636,7 @@ static void start_lookup(struct worker *w, double now)
 
     if (w->link.mq == NULL || db_state(w->db) != DB_READY || now < w->lookup_retry_at)
         return;
-    action = ledger_next(&w->ledger, (unsigned)w->cfg->batch_max, backoff_random(&w->random),
+    action = ledger_next(&w->ledger, now, (unsigned)w->cfg->batch_max, backoff_random(&w->random),
                          w->plan, &n);
     if (action == LEDGER_RUN_SUSPECT) {
         run_suspect(w, w->plan[0]);
@@ -740,7 +754,7 @@ static void check_db_stall(struct worker *w, double now)
 
 static int poll_timeout(const struct worker *w, double now)
 {
-    double deadline = now + POLL_CAP_MS / 1000.0;
+    double deadline = now + POLL_CAP_MS / 1000.0, retry;
 
     if (w->cfg->heartbeat > 0 && now + w->cfg->heartbeat / 4 < deadline)
         deadline = now + w->cfg->heartbeat / 4;
@@ -750,6 +764,9 @@ static int poll_timeout(const struct worker *w, double now)
         deadline = w->db_retry_at;
     if (w->lookup_retry_at > now && w->lookup_retry_at < deadline)
         deadline = w->lookup_retry_at;
+    retry = ledger_next_retry(&w->ledger, now);
+    if (retry > 0 && retry < deadline)
+        deadline = retry;
     if (w->draining && w->drain_deadline < deadline)
         deadline = w->drain_deadline;
     if (w->next_stats > 0 && w->next_stats < deadline)

@@ -26,7 +26,8 @@ struct worker_stats {
     unsigned long long jobs_ok;
     unsigned long long jobs_failed; /* poison: error reply + dead copy */
     unsigned long long replies_unroutable;
-    unsigned long long replies_refused; /* nacked: the job went to the dead queue */
+    unsigned long long replies_refused; /* nacked every time: the job went to the dead queue */
+    unsigned long long replies_retried; /* nacked, to be answered again (ledger.h) */
     unsigned long long jobs_returned;   /* even the dead copy was refused: requeued */
     unsigned long long lookups;
     unsigned long long lookup_failures;

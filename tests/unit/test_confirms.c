@@ -170,12 +170,28 @@ START_TEST(test_confirms_table)
 }
 END_TEST
 
+/* The waits before sending a nacked publish again: 0.25 s, doubling. */
+START_TEST(test_retry_delay)
+{
+    static const double expected[] = {0, 0.25, 0.5, 1, 2, 4};
+    double total = 0;
+
+    for (unsigned n = 0; n < sizeof expected / sizeof expected[0]; n++)
+        ck_assert_double_eq(confirms_retry_delay(n), expected[n]);
+    for (unsigned n = 1; n <= CONFIRMS_NACK_RETRIES; n++)
+        total += confirms_retry_delay(n);
+    ck_assert_double_eq(total, 7.75);
+    ck_assert(confirms_retry_delay(1000) <= 64); /* capped, no shift overflow */
+}
+END_TEST
+
 Suite *confirms_suite(void)
 {
     Suite *s = suite_create("confirms");
     TCase *tc = tcase_create("table");
 
     tcase_add_loop_test(tc, test_confirms_table, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, test_retry_delay);
     suite_add_tcase(s, tc);
     return s;
 }

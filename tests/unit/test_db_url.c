@@ -42,7 +42,8 @@ static const struct db_case cases[] = {
      true,
      {"host=db", "user=a", "application_name=x", "password=***"}},
     {"postgresql://app:secret@h1:5432,h2:5433/greet", true, {"host=h1,h2", "port=5432,5433"}},
-    {"postgresql://app:secret@h1,h2:5433/greet?target_session_attrs=prefer-standby&connect_timeout=2",
+    {"postgresql://app:secret@h1,h2:5433/"
+     "greet?target_session_attrs=prefer-standby&connect_timeout=2",
      true,
      {"host=h1,h2", "port=,5433", "target_session_attrs=prefer-standby", "connect_timeout=2"}},
     {"postgresql://app:secret@[::1]:5432/greet", true, {"host=::1", "port=5432"}},

@@ -8,7 +8,9 @@
  *                            entry now known bad, "= -" none
  *   run TAG                  a picked suspect is decoded and started
  *   pub TAG N [dead]         N publishes for TAG (dead: a dead copy)
- *   conf TAG reply|dead ack|nack   "= pending|finished|deadcopy|return"
+ *   conf TAG reply|dead ack|nack   "= pending|finished|deadcopy|return|retry"
+ *   time T                   the clock (seconds) for next and conf; 0 at first
+ *   retryat                  "= T": the earliest retry after now (0: none)
  *   returned TAG             handed back with basic.reject
  *   early TAG                an ack written early (fault injection)
  *   acks                     "= MULTIPLE | SINGLE..": what to ack (0: none)
@@ -26,7 +28,7 @@
 
 struct ledger_case {
     const char *name;
-    const char *steps[40];
+    const char *steps[48];
 };
 
 static const struct ledger_case cases[] = {
@@ -44,14 +46,99 @@ static const struct ledger_case cases[] = {
     {"a poison job needs both its publishes",
      {"add 1", "pub 1 2 dead", "conf 1 reply ack = pending", "acks = 0 |",
       "conf 1 dead ack = finished", "acks = 1 |"}},
-    {"a refused reply asks for a dead copy, then finishes",
-     {"add 1", "add 2", "next = lookup 1 2", "pub 1 1", "pub 2 1", "conf 1 reply nack = deadcopy",
-      "pub 1 1 dead", "conf 2 reply ack = finished", "acks = 0 | 2", "conf 1 dead ack = finished",
+    {"a refused reply is answered again after a wait; the others go on meanwhile",
+     {"add 1",
+      "add 2",
+      "next = lookup 1 2",
+      "pub 1 1",
+      "pub 2 1",
+      "time 10",
+      "conf 1 reply nack = retry",
+      "count wait 1",
+      "retryat = 10.25",
+      "conf 2 reply ack = finished",
+      "acks = 0 | 2",
+      "add 3",
+      "next = lookup 3",
+      "pub 3 1",
+      "time 10.2",
+      "next = idle",
+      "time 10.25",
+      "retryat = 0",
+      "next = lookup 1",
+      "pub 1 1",
+      "conf 1 reply ack = finished",
+      "conf 3 reply ack = finished",
+      "acks = 3 |"}},
+    {"the waits double: 0.25, 0.5, 1, 2, 4 s",
+     {"add 1", "next = lookup 1", "pub 1 1", "conf 1 reply nack = retry", "time 0.24",
+      "next = idle", "time 0.25", "next = lookup 1", "pub 1 1", "conf 1 reply nack = retry",
+      "retryat = 0.75", "time 0.74", "next = idle", "time 0.75", "next = lookup 1", "pub 1 1",
+      "conf 1 reply nack = retry", "retryat = 1.75"}},
+    {"refused six times: a dead copy, then it finishes",
+     {"add 1",        "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = retry",
+      "time 0.25",    "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = retry",
+      "time 0.75",    "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = retry",
+      "time 1.75",    "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = retry",
+      "time 3.75",    "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = retry",
+      "time 7.75",    "next = lookup 1",
+      "pub 1 1",      "conf 1 reply nack = deadcopy",
+      "pub 1 1 dead", "conf 1 dead ack = finished",
       "acks = 1 |"}},
-    {"a refused dead copy hands the job back",
-     {"add 1", "add 2", "next = lookup 1 2", "pub 1 1", "pub 2 1", "conf 1 reply nack = deadcopy",
-      "pub 1 1 dead", "conf 1 dead nack = return", "returned 1", "conf 2 reply ack = finished",
-      "acks = 2 |"}},
+    {"refused six times, and its dead copy too: handed back",
+     {"add 1",        "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = retry",
+      "time 0.25",    "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = retry",
+      "time 0.75",    "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = retry",
+      "time 1.75",    "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = retry",
+      "time 3.75",    "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = retry",
+      "time 7.75",    "next = lookup 1",           "pub 1 1",    "conf 1 reply nack = deadcopy",
+      "pub 1 1 dead", "conf 1 dead nack = return", "returned 1", "acks = 0 |"}},
+    {"a suspect whose reply is refused waits for its retry, alone",
+     {"add 1 r", "add 2 r", "next 16 0 = suspect 1", "run 1", "next = lookup 1", "pub 1 1",
+      "conf 1 reply nack = retry", "next = idle", "wants = no", "time 0.25", "next = lookup 1",
+      "pub 1 1", "conf 1 reply ack = finished", "acks = 1 |", "next 16 0 = suspect 2"}},
+    {"a job waiting for a retry moves to the back: the others are acked and leave",
+     {"add 1",
+      "add 2",
+      "add 3",
+      "next = lookup 1 2 3",
+      "pub 1 1",
+      "pub 2 1",
+      "pub 3 1",
+      "conf 1 reply nack = retry",
+      "conf 2 reply ack = finished",
+      "conf 3 reply ack = finished",
+      "acks = 0 | 2 3",
+      "count settled 0",
+      "count wait 1",
+      "add 4",
+      "next = lookup 4",
+      "pub 4 1",
+      "conf 4 reply ack = finished",
+      "acks = 0 | 4",
+      "time 0.25",
+      "next = lookup 1",
+      "pub 1 1",
+      "conf 1 reply ack = finished",
+      "acks = 1 |",
+      "count done 0"}},
+    {"moved back, then finished: one multiple ack covers it and those ahead",
+     {"add 1", "add 2", "add 3", "next = lookup 1 2 3", "pub 1 1", "pub 2 1", "pub 3 1",
+      "conf 1 reply nack = retry", "acks = 0 |", "conf 2 reply ack = finished",
+      "conf 3 reply ack = finished", "time 0.25", "next = lookup 1", "pub 1 1",
+      "conf 1 reply ack = finished", "acks = 3 |"}},
+    {"a full ledger makes room as the job waiting for a retry moves back",
+     {"add 1", "add 2", "add 3", "add 4", "add 5 = full", "next = lookup 1 2 3 4", "pub 1 1",
+      "conf 1 reply nack = retry", "pub 2 1", "conf 2 reply ack = finished", "acks = 0 | 2",
+      "add 5", "add 6 = full"}},
+    {"a refused reply waiting is dropped with the broker",
+     {"add 1", "next = lookup 1", "pub 1 1", "conf 1 reply nack = retry", "clear = 1",
+      "retryat = 0", "next = idle"}},
     {"a poison job whose error reply is refused still ends on its dead copy",
      {"add 1", "pub 1 2 dead", "conf 1 reply nack = pending", "conf 1 dead ack = finished",
       "acks = 1 |"}},
@@ -184,6 +271,9 @@ static enum ledger_state state_named(const char *name)
     return LEDGER_N_STATES;
 }
 
+/* The script's clock ("time T"), reset by each case. */
+static double now;
+
 /* Runs one step; fills got with what it answered (compared with the text
  * after " = "). */
 static void run_step(struct ledger *l, const char *step, char *got, size_t gotlen)
@@ -207,7 +297,7 @@ static void run_step(struct ledger *l, const char *step, char *got, size_t gotle
     if (strcmp(op, "next") == 0) {
         unsigned slots[16], n;
         unsigned batch = a[0] ? (unsigned)atoi(a) : 16;
-        enum ledger_action action = ledger_next(l, batch, b[0] ? atof(b) : 0.0, slots, &n);
+        enum ledger_action action = ledger_next(l, now, batch, b[0] ? atof(b) : 0.0, slots, &n);
         size_t len;
         snprintf(got, gotlen, "%s",
                  action == LEDGER_IDLE      ? "idle"
@@ -253,6 +343,14 @@ static void run_step(struct ledger *l, const char *step, char *got, size_t gotle
         snprintf(got, gotlen, "%s", ledger_wants_deliveries(l) ? "yes" : "no");
         return;
     }
+    if (strcmp(op, "time") == 0) {
+        now = atof(a);
+        return;
+    }
+    if (strcmp(op, "retryat") == 0) {
+        snprintf(got, gotlen, "%g", ledger_next_retry(l, now));
+        return;
+    }
     if (strcmp(op, "count") == 0) {
         unsigned n = ledger_in_state(l, state_named(a));
         ck_assert_msg(n == (unsigned)atoi(b), "'%s': %u entries", step, n);
@@ -265,9 +363,9 @@ static void run_step(struct ledger *l, const char *step, char *got, size_t gotle
     } else if (strcmp(op, "pub") == 0) {
         ledger_published(l, (unsigned)slot, (unsigned)atoi(b), strcmp(c, "dead") == 0);
     } else if (strcmp(op, "conf") == 0) {
-        static const char *const results[] = {"pending", "finished", "deadcopy", "return"};
-        enum ledger_confirm_result r =
-            ledger_confirmed(l, (unsigned)slot, strcmp(b, "dead") == 0, strcmp(c, "nack") == 0);
+        static const char *const results[] = {"pending", "finished", "deadcopy", "return", "retry"};
+        enum ledger_confirm_result r = ledger_confirmed(l, (unsigned)slot, strcmp(b, "dead") == 0,
+                                                        strcmp(c, "nack") == 0, now);
         snprintf(got, gotlen, "%s", results[r]);
     } else if (strcmp(op, "returned") == 0) {
         ledger_returned(l, (unsigned)slot);
@@ -284,6 +382,7 @@ START_TEST(test_ledger_table)
     struct ledger l;
 
     ck_assert(ledger_init(&l, CAP));
+    now = 0;
     for (size_t i = 0; i < sizeof t->steps / sizeof t->steps[0] && t->steps[i]; i++) {
         const char *step = t->steps[i];
         const char *expect = strstr(step, " = ");
