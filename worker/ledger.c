@@ -354,7 +354,10 @@ void ledger_take_acks(struct ledger *l, uint64_t *multiple_tag, uint64_t *single
         struct ledger_entry *e = &l->entries[ledger_slot(l, i)];
         if (e->state != LEDGER_DONE)
             continue;
-        if (!e->acked)
+        /* One moved back and finished may be behind the head yet below
+         * the multiple ack, which acks it: acked again, its tag would be
+         * unknown to the broker, and the channel closed. */
+        if (!e->acked && e->tag > *multiple_tag)
             singles[(*n_singles)++] = e->tag;
         set_state(l, e, LEDGER_SETTLED);
     }
