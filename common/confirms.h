@@ -22,12 +22,14 @@ enum confirm_outcome {
 };
 
 /* A nack is not always final: a quorum queue whose leader was lost nacks
- * what was in flight until a new leader is elected (seconds).  Whoever
+ * what was in flight until a new leader is elected, and a channel opened
+ * on another node just then had every publish to it nacked for 8.5 s in
+ * the cluster suite (its idea of the leader was the dead node's).  Whoever
  * published it tries again after confirms_retry_delay(n) s for its n-th
- * nack (0.25 s, doubling), CONFIRMS_NACK_RETRIES times (7.75 s in all)
+ * nack (0.25 s, doubling), CONFIRMS_NACK_RETRIES times (15.75 s in all)
  * before taking the refusal as final (a queue that rejects every
  * publish). */
-#define CONFIRMS_NACK_RETRIES 5
+#define CONFIRMS_NACK_RETRIES 6
 double confirms_retry_delay(unsigned nacks);
 
 typedef void (*confirms_fn)(void *ctx, uint64_t owner, enum confirm_outcome outcome);
