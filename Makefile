@@ -77,7 +77,7 @@ UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
 TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/bench/baseline
 
-.PHONY: all tools unit bench bench-sweep test test-faults test-unit test-integration run demo clean \
+.PHONY: all tools unit bench bench-sweep test test-faults test-cluster test-unit test-integration run demo clean \
         install format format-check help sanitize
 
 all: $(PROGRAMS)
@@ -141,6 +141,10 @@ test-faults:
 	$(MAKE) FAULT_INJECTION=1 all tools
 	tests/faults/run.sh
 
+test-cluster:
+	$(MAKE) FAULT_INJECTION=1 all tools
+	tests/cluster/run.sh
+
 run demo: all
 	scripts/demo.sh
 
@@ -178,6 +182,7 @@ help:
 	@echo "make test-unit        unit tests only (sanitizer build)"
 	@echo "make test-integration the integration suite against real servers (sanitizer build)"
 	@echo "make test-faults      the fault suite (kills, restarts, freezes real servers)"
+	@echo "make test-cluster     the cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)"
 	@echo "make sanitize         the ASan/UBSan build of everything into build/asan/"
 	@echo "make tools            test tools and the benchmark baseline, beside the build"
 	@echo "make bench            throughput/latency next to a broker-only baseline (a few minutes)"

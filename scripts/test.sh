@@ -55,6 +55,9 @@ run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/in
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh
 fi
+if [ -z "${SKIP_CLUSTER:-}" ]; then
+    run_suite "cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)" build/faults tests/cluster/run.sh
+fi
 
 # The benchmark in miniature, so that it cannot rot: its figures are
 # printed, never judged (shared machines are noisy); it passes when it
