@@ -396,6 +396,14 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
         log_int(&line, "nacks", entry->nacks);
         log_double(&line, "retry_in", confirms_retry_delay(entry->nacks));
         log_end(&line);
+        /* Our own reply queue takes every publish; refusing one twice,
+         * the broker speaks for a channel gone stale (in the cluster
+         * suite, one opened on a surviving node just after the leader's
+         * node died had every publish to the queue nacked for as long as
+         * it was open).  A new connection gets a new channel; a reply_to
+         * queue of the job's own choosing never causes one. */
+        if (entry->nacks == 2 && strcmp(field(s, F_REPLY_QUEUE), w->cfg->reply_queue) == 0)
+            broker_failed(w, "the broker keeps refusing replies to our reply queue");
         break;
     case LEDGER_FINISHED:
         if (entry->dead_copy)

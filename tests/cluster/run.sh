@@ -148,7 +148,7 @@ check_drain_rate
 check_resumed
 check_match "leader_killed: a node that lives leads the jobs queue now" "$(cluster_leader_of greet.jobs)" \
     "^[1-$CLUSTER_NODES]\$"
-check_reconnects 3
+check_reconnects 9 # per worker on the lost node: the loss, and up to two channels found stale
 check "leader_killed: the node comes back and rejoins" cluster_node_start "$leader"
 fi
 
