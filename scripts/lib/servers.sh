@@ -188,17 +188,22 @@ servers_load_samples() {
     done
 }
 
-servers_start() {
-    SERVERS_DIR=$1
-    mkdir -p "$SERVERS_DIR"
-    chmod 755 "$SERVERS_DIR"
+# servers_prepare_dir DIR: the scratch dir of a set of servers, with an
+# empty list of the ports taken (free_port); also tests/cluster/lib.sh's.
+servers_prepare_dir() {
+    mkdir -p "$1"
+    chmod 755 "$1"
     # PostgreSQL runs as its own user: it must be able to reach the dir.
-    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$SERVERS_DIR"; then
-        echo "servers: user postgres cannot reach $SERVERS_DIR; make its parents world-searchable (chmod o+x)" >&2
+    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$1"; then
+        echo "servers: user postgres cannot reach $1; make its parents world-searchable (chmod o+x)" >&2
         return 1
     fi
-    : >"$SERVERS_DIR/ports"
-    pg_start && rabbit_start
+    : >"$1/ports"
+}
+
+servers_start() {
+    SERVERS_DIR=$1
+    servers_prepare_dir "$SERVERS_DIR" && pg_start && rabbit_start
 }
 
 servers_stop() {

@@ -80,17 +80,6 @@ cluster_ctl() {
     _cluster_env "$n" timeout "$limit" "$RABBIT_BIN/rabbitmqctl" -n "${CLUSTER_NODE[$n]}" "$@"
 }
 
-# cluster_queues_ctl N [timeout SECONDS] ARGS...: rabbitmq-queues against node N.
-cluster_queues_ctl() {
-    local n=$1 limit=60
-    shift
-    if [ "${1:-}" = timeout ]; then
-        limit=$2
-        shift 2
-    fi
-    _cluster_env "$n" timeout "$limit" "$RABBIT_BIN/rabbitmq-queues" -n "${CLUSTER_NODE[$n]}" "$@"
-}
-
 # cluster_vm_pid N: node N's Erlang VM, as its pid file says.
 cluster_vm_pid() {
     cat "$CLUSTER_DIR/n$1/pid" 2>/dev/null
@@ -492,14 +481,7 @@ cluster_pg_promote_standby() {
 cluster_start() {
     local SERVERS_DIR=$1 n # free_port keeps its ports in SERVERS_DIR/ports
     CLUSTER_DIR=$1
-    mkdir -p "$CLUSTER_DIR"
-    chmod 755 "$CLUSTER_DIR"
-    # PostgreSQL runs as its own user: it must be able to reach the dir.
-    if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$CLUSTER_DIR"; then
-        echo "cluster: user postgres cannot reach $CLUSTER_DIR; make its parents world-searchable (chmod o+x)" >&2
-        return 1
-    fi
-    : >"$CLUSTER_DIR/ports"
+    servers_prepare_dir "$CLUSTER_DIR" || return 1
     CLUSTER_EPMD_PORT=$(free_port) || return 1
     for n in $(seq 1 "$CLUSTER_NODES"); do
         CLUSTER_NODE[$n]="greet$n@localhost"
@@ -571,9 +553,3 @@ cluster_stop() {
     _cluster_pg_stop pg1
     CLUSTER_DIR=""
 }
-
-# For tests/cluster/run.sh, written against the first version of this file.
-node_ctl() { cluster_ctl "$@"; }
-node_vm_pid() { cluster_vm_pid "$@"; }
-node_alive() { cluster_node_alive "$@"; }
-running_nodes() { cluster_running_nodes "$@"; }

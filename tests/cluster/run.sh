@@ -118,7 +118,7 @@ echo "# starting a three-node RabbitMQ cluster and PostgreSQL with a standby in 
 started=$SECONDS
 check "the cluster forms" cluster_start "$WORK/cluster" || exit 1
 echo "#   formed in $((SECONDS - started)) s"
-check_eq "three nodes running" "$(running_nodes)" 3
+check_eq "three nodes running" "$(cluster_running_nodes)" 3
 check_eq "the standby streams from the primary" "$(cluster_pg_in_recovery "$PG_STANDBY_PORT")" t
 # The topology, declared once as the programs would; quorum queues get a
 # member on every node of the cluster they are declared in.
