@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     }
     sub.queue = argv[1];
     sub.prefetch = prefetch;
-    link_init(&link, &cfg, "baseline", 10.0, subscribe, &sub);
+    link_init(&link, &cfg, "baseline", subscribe, &sub);
     if (singles == NULL || !ledger_init(&ledger, 2 * prefetch) ||
         !confirms_init(&confirms, 4 * (size_t)prefetch) ||
         !link_ensure(&link, clock_now(), true /* quiet: reported here */)) {

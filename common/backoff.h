@@ -15,6 +15,16 @@ struct backoff {
     uint64_t rng;
 };
 
+/* The reconnect schedule of every program, broker and database alike:
+ * from 100 ms, doubling, capped at 5 s.  The cap is the longest a program
+ * sits idle after the server it lost is back, so it is kept short: a
+ * worker that backed off for 30 s after a 15 s broker restart left its
+ * share of the backlog waiting for 16 s more (the fault suite's
+ * broker_restart).  An attempt every 2.5 to 5 s per program costs a down
+ * server nothing: a refused TCP connect, or a failed PostgreSQL start-up. */
+#define RECONNECT_BASE 0.1
+#define RECONNECT_CAP  5.0
+
 void backoff_init(struct backoff *b, double base, double cap, uint64_t seed);
 /* The delay before the next attempt, in seconds. */
 double backoff_next(struct backoff *b);

@@ -8,11 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Reconnect delays start at 100 ms and double up to the program's cap. */
-#define BACKOFF_BASE 0.1
-
 void link_init(struct link *l, const struct config *cfg, const char *client_name,
-               double backoff_cap, link_setup_fn setup, void *setup_ctx)
+               link_setup_fn setup, void *setup_ctx)
 {
     /* config_load() checked the list; a failure here is a caller's bug,
      * reported on every attempt rather than crashing. */
@@ -35,7 +32,7 @@ void link_init(struct link *l, const struct config *cfg, const char *client_name
         l->error[0] = '\0';
     /* Seeded per process: the jitter and the first URL are what spread
      * the workers out. */
-    backoff_init(&l->backoff, BACKOFF_BASE, backoff_cap, (uint64_t)getpid() * 2654435761u);
+    backoff_init(&l->backoff, RECONNECT_BASE, RECONNECT_CAP, (uint64_t)getpid() * 2654435761u);
     l->current = l->urls_ok ? (unsigned)(backoff_random(&l->backoff) * l->urls.n) % l->urls.n : 0;
 }
 

@@ -38,8 +38,9 @@ struct link {
 /* The connect timeout, the handshake's and every set-up RPC's. */
 #define LINK_TIMEOUT 10.0
 
+/* Reconnects follow backoff.h's schedule (RECONNECT_BASE, RECONNECT_CAP). */
 void link_init(struct link *l, const struct config *cfg, const char *client_name,
-               double backoff_cap, link_setup_fn setup, void *setup_ctx);
+               link_setup_fn setup, void *setup_ctx);
 
 /* Connects and sets up when down and it is time; true when up after the
  * call.  With several URLs, one attempt tries them all in turn, starting

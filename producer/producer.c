@@ -24,9 +24,7 @@
 
 /* Publishes in flight before waiting for confirms: enough to keep the
  * broker busy, small enough to bound what a failure leaves unconfirmed. */
-#define CONFIRM_WINDOW 4096
-/* Reconnect delays are capped lower than the worker's: a person waits. */
-#define RECONNECT_CAP        10.0
+#define CONFIRM_WINDOW       4096
 #define WAIT_DEFAULT_TIMEOUT 60.0
 #define MAX_LISTED           20
 /* --id-prefix: 1 to 64 characters, so up to 256 bytes of UTF-8; a
@@ -720,7 +718,7 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         status = 1;
         goto out;
     }
-    link_init(&p.link, cfg, "greet-producer", RECONNECT_CAP, setup_broker, &p);
+    link_init(&p.link, cfg, "greet-producer", setup_broker, &p);
     /* A broker that is not there at the start is an error to report, not
      * to wait out; once started, the producer rides out broker restarts. */
     if (!link_ensure(&p.link, clock_now(), true /* quiet: reported here */)) {

@@ -57,9 +57,6 @@ static char *envelope(const struct mq_message *m)
 }
 
 /* Writes one reply as a line; true once it is out of our hands. */
-/* Reconnect delays are capped lower than the worker's: a person waits. */
-#define RECONNECT_CAP 10.0
-
 static bool print_reply(const struct mq_message *m, bool with_envelope)
 {
     if (with_envelope) {
@@ -123,7 +120,7 @@ static int run(struct subscriber *s)
     s->prefetch = (unsigned)cfg->prefetch;
     if (cfg->count > 0 && (unsigned long long)cfg->count < s->prefetch)
         s->prefetch = (unsigned)cfg->count; /* take no more than we will print */
-    link_init(&s->link, cfg, "greet-replies", RECONNECT_CAP, subscribe, s);
+    link_init(&s->link, cfg, "greet-replies", subscribe, s);
     /* Not there at the start: an error to report, not to wait out. */
     if (!link_ensure(&s->link, clock_now(), true /* quiet: reported here */)) {
         fprintf(stderr, "greet-replies: %s\n", s->link.error);

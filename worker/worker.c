@@ -31,9 +31,6 @@
 #include <unistd.h>
 
 #define CONTENT_TYPE_JSON "application/json"
-/* Reconnect delays: from 100 ms, doubling, capped at 30 s (backoff.h). */
-#define BACKOFF_BASE 0.1
-#define BACKOFF_CAP  30.0
 /* How long a connect may take, and how long past its statement timeout a
  * lookup may go before the server is taken for stalled or gone. */
 #define CONNECT_TIMEOUT 10.0
@@ -803,14 +800,14 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
     memset(w, 0, sizeof *w);
     w->cfg = cfg;
     w->stats = stats;
-    link_init(&w->link, cfg, "greet-worker", BACKOFF_CAP, setup_broker, w);
+    link_init(&w->link, cfg, "greet-worker", setup_broker, w);
 
     w->slots = calloc(cap, sizeof *w->slots);
     w->plan = calloc((size_t)cfg->batch_max, sizeof *w->plan);
     w->lookup_ids = calloc((size_t)cfg->batch_max, sizeof *w->lookup_ids);
     w->single_acks = calloc(cap, sizeof *w->single_acks);
     w->db = db_new(cfg->database_url, "greet-worker", cfg->db_timeout);
-    backoff_init(&w->db_backoff, BACKOFF_BASE, BACKOFF_CAP, (uint64_t)getpid() * 40503u + 1);
+    backoff_init(&w->db_backoff, RECONNECT_BASE, RECONNECT_CAP, (uint64_t)getpid() * 40503u + 1);
     backoff_init(&w->random, 1, 1, (uint64_t)getpid() ^ (uint64_t)(clock_now() * 1e6));
     if (cfg->stats_interval > 0)
         w->next_stats = clock_now() + cfg->stats_interval;

@@ -119,6 +119,7 @@ scenario_end -1
 check_drain_rate
 check "broker_restart: workers reconnected (jittered backoff: not all at once)" \
     bash -c "[ \$(cat '$SC'/w*.log | grep -c 'event=broker.connected') -ge 3 ]"
+check_back_within broker.connected 6 "reconnected to the broker"
 check_reconnects 4
 check "broker_restart: the producer rode it out" grep -q 'reconnected' "$SC/producer.err"
 fi
@@ -224,6 +225,7 @@ scenario_end 0
 check_drain_rate
 check "db_stopped: the worker stopped taking jobs" grep -q 'event=consumer.stopped msg="database unavailable"' "$SC/w1.log"
 check "db_stopped: and reconnected" bash -c "[ \$(grep -c 'event=db.connected' '$SC/w1.log') -ge 2 ]"
+check_back_within db.connected 6 "reconnected to the database"
 check_reconnects 0
 fi
 

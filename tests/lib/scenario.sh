@@ -337,6 +337,30 @@ check_reconnects() {
         test "$reconnects" -le "$1" -a "$lost" -le "$1"
 }
 
+# check_back_within EVENT LIMIT WHAT: every worker logged EVENT (e.g.
+# broker.connected) within LIMIT s of the fault's end (mark fault_end,
+# the server back).  A worker that backs off for half a minute after a
+# long outage loses nothing and keeps the counts right, yet sits idle
+# while the backlog grows: only its delay shows it.
+check_back_within() {
+    local fault_begin fault_end log name delay delays="" late=0
+    fault_begin=$(marked fault_begin)
+    fault_end=$(marked fault_end)
+    for log in "$SC"/w*.log; do
+        name=$(basename "$log" .log)
+        delay=$(grep -h "event=${1//./\\.} " "$log" |
+            sed -n 's/^ts=\([0-9T:.-]*\)Z .*/\1/p' | date -u -f - +%s.%N 2>/dev/null |
+            awk -v fb="$fault_begin" -v fe="$fault_end" \
+                '$1 > fb { printf "%.2f\n", $1 - fe; exit }')
+        delays="$delays $name ${delay:-never}"
+        if [ -z "$delay" ] || awk -v d="$delay" -v l="$2" 'BEGIN { exit !(d > l) }'; then
+            late=$((late + 1))
+        fi
+    done
+    echo "#   $1 after the fault's end (s):$delays"
+    check "$SC_NAME: every worker $3 within $2 s of the server's return" test "$late" -eq 0
+}
+
 # ---- a scenario -----------------------------------------------------------
 
 # scenario_begin NAME: a fresh directory, empty queues, the sampler

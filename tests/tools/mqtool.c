@@ -327,7 +327,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.heartbeat = 0; /* short-lived, or (watch) asking every interval */
-    link_init(&link, &cfg, "mqtool", 1.0, NULL, NULL);
+    link_init(&link, &cfg, "mqtool", NULL, NULL);
+    link.backoff.cap = 1.0; /* watch samples a restarted broker from its first second */
     if (strcmp(argv[1], "declare-refusing") == 0)
         status = declare_refusing(cfg.amqp_url, argv[2]);
     if (strcmp(argv[1], "watch") == 0) {
