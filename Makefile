@@ -49,7 +49,7 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 # to PostgreSQL, so only it links libpq: config.c reaches the URL checkers
 # (mq_url.c, db_url.c) through the pointers each main() passes in.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
-             common/jsonw.c common/stdfds.c \
+             common/jsonw.c common/stdfds.c common/http_addr.c \
              common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
              common/mq.c common/mq_url.c common/db.c common/db_url.c
 WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c

@@ -1,6 +1,7 @@
 /* config.c - the settings table and its loader; see config.h. */
 #include "config.h"
 
+#include "http_addr.h"
 #include "log.h"
 
 #include <errno.h>
@@ -64,6 +65,9 @@ static const struct option options[] = {
      PROGRAM_WORKER, "seconds between summary lines (0: only at exit)"},
     {"db-timeout", "GREET_DB_TIMEOUT", OPT_SECONDS, "5", 0.001, 3600, AT(db_timeout),
      PROGRAM_WORKER, "seconds a preference lookup may take before it is retried"},
+    {"http-addr", "GREET_HTTP_ADDR", OPT_STRING, "", 0, 0, AT(http_addr), PROGRAM_WORKER,
+     "serve /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464 or :9464 (default: "
+     "off)"},
     {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), PROGRAM_WORKER,
      "debug, info, warn or error"},
     /* The command-line programs log on the stderr a person reads, where
@@ -306,6 +310,14 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
                   cfg->jobs_queue, cfg->reply_queue, cfg->dead_queue);
         return false;
     }
+    if ((cfg->program & PROGRAM_WORKER) && cfg->http_addr[0] != '\0') {
+        struct http_addr addr;
+        char why[256];
+        if (!http_addr_parse(cfg->http_addr, &addr, why, sizeof why)) {
+            set_error(err, errlen, "GREET_HTTP_ADDR (--http-addr): %s", why);
+            return false;
+        }
+    }
     if (!log_level_parse(cfg->log_level, &level)) {
         set_error(err, errlen,
                   "GREET_LOG_LEVEL (--log-level): expected debug, info, warn or error, got '%s'",
@@ -428,7 +440,8 @@ void config_usage(FILE *out, enum config_program program, const char *name, cons
         fprintf(out, "  %-26s %s", left, opt->help);
         if (opt->env)
             fprintf(out, " [%s]", opt->env);
-        if (opt->default_value && opt->type != OPT_BOOL && strcmp(opt->default_value, "0") != 0)
+        if (opt->default_value && opt->default_value[0] != '\0' && opt->type != OPT_BOOL &&
+            strcmp(opt->default_value, "0") != 0)
             fprintf(out, " (default %s)", opt->default_value);
         fputc('\n', out);
     }

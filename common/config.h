@@ -50,6 +50,7 @@ struct config {
     double shutdown_timeout;
     double stats_interval;
     double db_timeout;
+    char *http_addr; /* "": no metrics and health port */
 
     /* Producer and subscriber. */
     long long user_id; /* 0: none given */
