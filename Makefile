@@ -39,7 +39,7 @@ endif
 CFLAGS ?= $(BUILD_CFLAGS)
 
 ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer -Iworker \
-               $(shell $(PKG_CONFIG) --cflags librabbitmq jansson libpq) $(CPPFLAGS)
+               $(shell $(PKG_CONFIG) --cflags librabbitmq jansson libpq libmicrohttpd) $(CPPFLAGS)
 ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(BUILD_FLAGS)
 pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 
@@ -51,8 +51,9 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
              common/jsonw.c common/stdfds.c common/http_addr.c \
              common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
-             common/mq.c common/mq_url.c common/db.c common/db_url.c
-WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c
+             common/mq.c common/mq_url.c common/db.c common/db_url.c common/prom.c common/http.c
+WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c worker/metrics.c \
+               worker/status.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
 UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \
@@ -60,10 +61,12 @@ UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c te
                tests/unit/test_job.c tests/unit/test_greet.c \
                tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c \
                tests/unit/test_jsonw.c tests/unit/test_stdfds.c \
-               tests/unit/test_confirms.c tests/unit/test_ledger.c
+               tests/unit/test_confirms.c tests/unit/test_ledger.c tests/unit/test_prom.c \
+               tests/unit/test_metrics.c
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c bench/baseline.c
 
-WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq) -lm
+# libmicrohttpd: the worker's /metrics, /healthz and /readyz (common/http.c).
+WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq libmicrohttpd) -lpthread -lm
 PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson) -lm
 REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson) -lm
 TOOL_LIBS     = $(call pkg_libs,librabbitmq jansson libpq) -lm
@@ -108,7 +111,7 @@ $(BUILD)/bench/baseline: $(call obj,bench/baseline.c worker/ledger.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
 # Unit tests link the shared modules, never a main.c or a live connection.
-$(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c worker/ledger.c) $(LIB)
+$(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c worker/ledger.c worker/metrics.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(UNIT_LIBS))
 

@@ -81,6 +81,15 @@ bool ledger_suspect_running(const struct ledger *l)
            0;
 }
 
+unsigned ledger_suspects(const struct ledger *l)
+{
+    unsigned n = 0;
+
+    for (unsigned s = 0; s < LEDGER_N_STATES; s++)
+        n += l->in_state[1][s];
+    return n;
+}
+
 bool ledger_wants_deliveries(const struct ledger *l)
 {
     return l->in_state[1][LEDGER_SUSPECT] == 0 && !ledger_suspect_running(l);

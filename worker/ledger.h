@@ -145,6 +145,8 @@ const struct ledger_entry *ledger_entry(const struct ledger *l, unsigned slot);
 unsigned ledger_count(const struct ledger *l);
 unsigned ledger_in_state(const struct ledger *l, enum ledger_state state);
 bool ledger_suspect_running(const struct ledger *l);
+/* Redelivered entries in hand, whatever their state. */
+unsigned ledger_suspects(const struct ledger *l);
 /* For tests: the per-state counts agree with the entries. */
 bool ledger_consistent(const struct ledger *l);
 

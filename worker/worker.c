@@ -19,8 +19,10 @@
 #include "ledger.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "mq.h"
 #include "reply.h"
+#include "status.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONTENT_TYPE_JSON "application/json"
@@ -36,6 +39,9 @@
 #define CONNECT_TIMEOUT 10.0
 #define DB_GRACE        2.0
 #define POLL_CAP_MS     1000
+/* A publish to the status board that found it busy is tried again this
+ * soon (status.h). */
+#define STATUS_RETRY 0.01
 /* Broker events handled before the loop looks at anything else. */
 #define EVENTS_PER_TURN 4096
 /* A slot's buffer may keep this much between jobs; a huge body must not
@@ -71,6 +77,7 @@ struct job_slot {
     bool has_user_id;
     long long user_id;
     long long delivery_count;
+    double delivered_at, published_at; /* for the histograms */
 };
 
 struct worker {
@@ -95,6 +102,13 @@ struct worker {
     bool draining;
     double drain_deadline;
     double next_stats;
+
+    /* What /metrics shows: the histograms live here; the rest is
+     * copied from the state above when published (fill_metrics). */
+    struct worker_metrics metrics;
+    struct status status;
+    double lookup_started;
+    char db_error[192]; /* why the database was last lost */
 };
 
 static void log_stats(const struct worker *w, const char *event)
@@ -114,6 +128,15 @@ static void log_stats(const struct worker *w, const char *event)
     log_int(&line, "db_connects", (long long)w->stats->db_connects);
     log_int(&line, "in_hand", ledger_count(&w->ledger));
     log_end(&line);
+}
+
+/* A message kept for /readyz: cut to fit. */
+static void copy_text(char *to, size_t size, const char *text)
+{
+    struct buf_fixed f;
+
+    buf_fixed_init(&f, to, size);
+    buf_fixed_add_str(&f, text);
 }
 
 /* ---- Per-job data ------------------------------------------------------ */
@@ -215,6 +238,7 @@ static bool publish(struct worker *w, unsigned slot, bool dead_copy, const char 
         broker_failed(w, "more publishes in flight than the confirm window");
         return false;
     }
+    w->slots[slot].published_at = clock_now();
     return true;
 }
 
@@ -363,6 +387,7 @@ static void on_delivery(struct worker *w, const struct mq_message *m)
         broker_failed(w, "out of memory keeping a delivery");
         return;
     }
+    w->slots[slot].delivered_at = clock_now();
     if (!suspect)
         start_job(w, (unsigned)slot);
 }
@@ -378,9 +403,11 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
     const struct job_slot *s = &w->slots[slot];
     char detail[512], err[512];
     struct log_line line;
+    double now = clock_now();
 
+    histogram_observe(&w->metrics.confirm_seconds, now - s->published_at);
     switch (ledger_confirmed(&w->ledger, slot, dead_copy, outcome != CONFIRM_ACKED,
-                             outcome != CONFIRM_ACKED ? clock_now() : 0)) {
+                             outcome != CONFIRM_ACKED ? now : 0)) {
     case LEDGER_PENDING:
         break;
     case LEDGER_RETRY:
@@ -403,6 +430,7 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
             broker_failed(w, "the broker keeps refusing replies to our reply queue");
         break;
     case LEDGER_FINISHED:
+        histogram_observe(&w->metrics.job_seconds, now - s->delivered_at);
         if (entry->dead_copy)
             w->stats->jobs_failed++;
         else
@@ -491,6 +519,7 @@ static void on_broker_events(struct worker *w)
             on_return(w, &ev);
             break;
         case MQ_EVENT_CANCELLED:
+            w->stats->consumer_cancels++;
             log_msg(LOG_WARN, "consumer.cancelled",
                     "the broker cancelled our consumer (jobs queue deleted?)");
             break;
@@ -569,6 +598,7 @@ static void db_failed(struct worker *w, const char *why, double now)
     struct log_line line;
 
     w->stats->lookup_failures++;
+    copy_text(w->db_error, sizeof w->db_error, why);
     log_begin(&line, LOG_WARN, connection_lost ? "db.lost" : "db.lookup_failed");
     log_str(&line, "error", why);
     log_str(&line, "sqlstate", db_last_sqlstate(w->db)[0] ? db_last_sqlstate(w->db) : NULL);
@@ -668,6 +698,7 @@ static void start_lookup(struct worker *w, double now)
         }
     }
     w->stats->lookups++;
+    w->lookup_started = now;
     if (!db_lookup(w->db, w->lookup_ids, ids, err, sizeof err))
         db_failed(w, err, now);
 }
@@ -723,12 +754,14 @@ static void on_db_ready(struct worker *w, double now)
         break;
     case DB_STEP_RESULT:
         backoff_reset(&w->db_backoff);
+        histogram_observe(&w->metrics.lookup_seconds, now - w->lookup_started);
         on_lookup_result(w);
         break;
     case DB_STEP_FAILED:
         if (before == DB_CONNECTING) {
             double delay = backoff_next(&w->db_backoff);
             struct log_line line;
+            copy_text(w->db_error, sizeof w->db_error, err);
             log_begin(&line, LOG_WARN, "db.connect_failed");
             log_str(&line, "error", err);
             log_double(&line, "retry_in", delay);
@@ -755,6 +788,40 @@ static void check_db_stall(struct worker *w, double now)
     }
 }
 
+/* ---- What /metrics and /readyz show ------------------------------------- */
+
+/* The loop's state as struct worker_metrics: counted and derived where it
+ * lives (stats, ledger, link, db), copied here only to be published. */
+static void fill_metrics(struct worker *w)
+{
+    struct worker_metrics *m = &w->metrics;
+    enum db_state state = db_state(w->db);
+
+    m->stats = *w->stats;
+    m->broker_connects = w->link.connects;
+    m->in_flight = ledger_count(&w->ledger);
+    m->suspects = ledger_suspects(&w->ledger);
+    m->broker_up = w->link.mq != NULL;
+    m->db_up = state == DB_READY || state == DB_BUSY;
+    m->consuming = w->link.mq != NULL && mq_is_consuming(w->link.mq);
+    m->draining = w->draining;
+    copy_text(m->broker_error, sizeof m->broker_error, w->link.error);
+    copy_text(m->db_error, sizeof m->db_error, w->db_error);
+}
+
+static void publish_status(struct worker *w, double now)
+{
+    enum db_state db = db_state(w->db);
+    /* What readiness turns on, as bits: a change is shown at once. */
+    unsigned state = (w->link.mq != NULL) | (db == DB_READY || db == DB_BUSY) << 1 |
+                     (w->link.mq != NULL && mq_is_consuming(w->link.mq)) << 2 | w->draining << 3;
+
+    if (!status_due(&w->status, now, state))
+        return;
+    fill_metrics(w);
+    status_publish(&w->status, &w->metrics, now, state);
+}
+
 /* ---- The loop ---------------------------------------------------------- */
 
 static int poll_timeout(const struct worker *w, double now)
@@ -776,6 +843,8 @@ static int poll_timeout(const struct worker *w, double now)
         deadline = w->drain_deadline;
     if (w->next_stats > 0 && w->next_stats < deadline)
         deadline = w->next_stats;
+    if (w->status.pending && now + STATUS_RETRY < deadline)
+        deadline = now + STATUS_RETRY;
     if (w->link.mq != NULL && mq_has_buffered(w->link.mq))
         return 0;
     return clock_ms_until(deadline, POLL_CAP_MS);
@@ -787,6 +856,22 @@ static void drain_wake_pipe(int fd)
 
     while (read(fd, bytes, sizeof bytes) > 0)
         ;
+}
+
+static double wall_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* /healthz fails when the loop has not turned for this long.  The longest
+ * a healthy loop blocks is a connect round: for each broker URL, the TCP
+ * connect, the handshake and the set-up may each take LINK_TIMEOUT. */
+static double stall_limit(const struct worker *w)
+{
+    return 3 * LINK_TIMEOUT * (w->link.urls_ok ? w->link.urls.n : 1) + POLL_CAP_MS / 1000.0;
 }
 
 static bool init(struct worker *w, const struct config *cfg, struct worker_stats *stats)
@@ -811,6 +896,7 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
     backoff_init(&w->random, 1, 1, (uint64_t)getpid() ^ (uint64_t)(clock_now() * 1e6));
     if (cfg->stats_interval > 0)
         w->next_stats = clock_now() + cfg->stats_interval;
+    worker_metrics_init(&w->metrics, wall_clock());
     fault_init();
     return ledger_init(&w->ledger, cap) && confirms_init(&w->confirms, 4 * (size_t)cap) &&
            w->slots && w->plan && w->lookup_ids && w->single_acks && w->db;
@@ -818,6 +904,7 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
 
 static void teardown(struct worker *w)
 {
+    status_stop(&w->status);
     for (unsigned i = 0; w->slots && i < w->ledger.cap; i++)
         buf_free(&w->slots[i].text);
     db_free(w->db);
@@ -837,11 +924,28 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
     struct worker w;
     struct pollfd fds[3];
     int status = 0;
+    char err[512];
 
     if (!init(&w, cfg, stats)) {
         log_msg(LOG_ERROR, "worker.start_failed", "out of memory");
         teardown(&w);
         return 1;
+    }
+    if (!status_start(&w.status, cfg->http_addr, stall_limit(&w), err, sizeof err)) {
+        struct log_line line;
+        log_begin(&line, LOG_ERROR, "worker.start_failed");
+        log_str(&line, "error", err);
+        log_str(&line, "setting", "GREET_HTTP_ADDR");
+        log_end(&line);
+        teardown(&w);
+        return 1;
+    }
+    if (cfg->http_addr[0] != '\0') {
+        struct log_line line;
+        log_begin(&line, LOG_INFO, "http.listening");
+        log_str(&line, "addr", cfg->http_addr);
+        log_str(&line, "paths", "/metrics /healthz /readyz");
+        log_end(&line);
     }
 
     for (;;) {
@@ -868,6 +972,9 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
         ensure_db(&w, now);
         update_consuming(&w);
         start_lookup(&w, now);
+        /* Before the wait, so that what this turn changed is shown while
+         * the loop sleeps. */
+        publish_status(&w, now);
 
         fds[n_fds].fd = wake_fd;
         fds[n_fds++].events = POLLIN;

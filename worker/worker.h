@@ -32,6 +32,7 @@ struct worker_stats {
     unsigned long long lookups;
     unsigned long long lookup_failures;
     unsigned long long db_connects;
+    unsigned long long consumer_cancels; /* by the broker: queue deleted, node lost */
     unsigned long long returned_at_shutdown;
 };
 

@@ -2,9 +2,9 @@
 # Sourced.  As root it installs what is missing (apt-get update first);
 # otherwise it prints the exact command and fails.
 
-GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev"
+GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev"
 GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
-GREET_TEST_PACKAGES="check jq docker-compose"
+GREET_TEST_PACKAGES="check jq docker-compose prometheus curl"
 
 deps_missing() {
     local pkg missing=""

@@ -22,6 +22,8 @@ int main(void)
     srunner_add_suite(runner, stdfds_suite());
     srunner_add_suite(runner, confirms_suite());
     srunner_add_suite(runner, ledger_suite());
+    srunner_add_suite(runner, prom_suite());
+    srunner_add_suite(runner, metrics_suite());
     srunner_run_all(runner, CK_NORMAL);
     failed = srunner_ntests_failed(runner);
     srunner_free(runner);

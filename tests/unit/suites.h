@@ -19,5 +19,7 @@ Suite *jsonw_suite(void);
 Suite *stdfds_suite(void);
 Suite *confirms_suite(void);
 Suite *ledger_suite(void);
+Suite *prom_suite(void);
+Suite *metrics_suite(void);
 
 #endif
