@@ -63,7 +63,7 @@ UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c te
                tests/unit/test_jsonw.c tests/unit/test_stdfds.c \
                tests/unit/test_confirms.c tests/unit/test_ledger.c tests/unit/test_prom.c \
                tests/unit/test_metrics.c
-TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c bench/baseline.c
+TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c tests/tools/httpabuse.c bench/baseline.c
 
 # libmicrohttpd: the worker's /metrics, /healthz and /readyz (common/http.c).
 WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq libmicrohttpd) -lpthread -lm
@@ -78,9 +78,10 @@ LIB      = $(BUILD)/libgreet.a
 PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
 UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
-TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/bench/baseline
+TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/tests/httpabuse \
+           $(BUILD)/bench/baseline
 
-.PHONY: all tools unit bench bench-sweep test test-faults test-cluster test-unit test-integration run demo clean \
+.PHONY: all tools unit bench bench-sweep test test-faults test-cluster test-observe test-unit test-integration run demo clean \
         install format format-check help sanitize
 
 all: $(PROGRAMS)
@@ -107,6 +108,9 @@ $(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c) $(LIB)
 $(BUILD)/tests/historycheck: $(call obj,tests/tools/historycheck.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
+$(BUILD)/tests/httpabuse: $(call obj,tests/tools/httpabuse.c) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,-lm)
 $(BUILD)/bench/baseline: $(call obj,bench/baseline.c worker/ledger.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
@@ -148,6 +152,10 @@ test-cluster:
 	$(MAKE) FAULT_INJECTION=1 all tools
 	tests/cluster/run.sh
 
+test-observe:
+	$(MAKE) FAULT_INJECTION=1 all tools
+	tests/observe/run.sh
+
 run demo: all
 	scripts/demo.sh
 
@@ -186,6 +194,7 @@ help:
 	@echo "make test-integration the integration suite against real servers (sanitizer build)"
 	@echo "make test-faults      the fault suite (kills, restarts, freezes real servers)"
 	@echo "make test-cluster     the cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)"
+	@echo "make test-observe     /metrics, /healthz, /readyz: a real Prometheus, outages, bad clients"
 	@echo "make sanitize         the ASan/UBSan build of everything into build/asan/"
 	@echo "make tools            test tools and the benchmark baseline, beside the build"
 	@echo "make bench            throughput/latency next to a broker-only baseline (a few minutes)"

@@ -87,18 +87,28 @@ drain_baseline() {
     awk -v n="$JOBS" -v t="$elapsed" -v c="$cpu" 'BEGIN { printf "%.0f %.1f", n / t, c / n * 1e6 }'
 }
 
-# drain_workers COUNT PREFETCH: prints "jobs/s cpu-per-job-us peak-rss-kib".
+# drain_workers COUNT PREFETCH [SCRAPES]: prints "jobs/s cpu-per-job-us
+# peak-rss-kib".  With SCRAPES, each worker serves its metrics port and a
+# scraper asks for /metrics SCRAPES times a second throughout.
 drain_workers() {
-    local count=$1 prefetch=$2 elapsed cpu=0 rss=0 pid n
+    local count=$1 prefetch=$2 scrapes=${3:-} elapsed cpu=0 rss=0 pid n port scrapers=()
     fill
     "$TOOLS/mqtool" wait greet.replies "$JOBS" 300 >"$WORK/wait.out" &
     local waiter=$!
     WORKER_PIDS=()
     for n in $(seq 1 "$count"); do
-        GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
+        port=""
+        [ -n "$scrapes" ] && port=$(free_port)
+        GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch GREET_HTTP_ADDR=${port:+127.0.0.1:$port} \
+            "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
         WORKER_PIDS+=($!)
+        if [ -n "$scrapes" ]; then
+            "$TOOLS/httpabuse" "$port" scrape "$scrapes" >>"$WORK/scrape.out" 2>&1 &
+            scrapers+=($!)
+        fi
     done
     wait "$waiter" || { echo "workers: replies missing" >&2; exit 1; }
+    for pid in "${scrapers[@]}"; do kill -TERM "$pid" && wait "$pid"; done
     elapsed=$(cat "$WORK/wait.out")
     for pid in "${WORKER_PIDS[@]}"; do
         cpu=$(awk -v a="$cpu" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }')
@@ -129,7 +139,7 @@ latency() {
 }
 
 measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
-    local prefetch=$1 run b=() cb=() w1=() c1=() r1=() w2=() c2=() r2=()
+    local prefetch=$1 run b=() cb=() w1=() c1=() r1=() w2=() c2=() r2=() ws=() cs=()
     for run in $(seq 1 "$RUNS"); do
         read -r t c <<<"$(drain_baseline "$prefetch")"
         b+=("$t") cb+=("$c")
@@ -137,11 +147,14 @@ measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
         w1+=("$t") c1+=("$c") r1+=("$r")
         read -r t c r <<<"$(drain_workers 2 "$prefetch")"
         w2+=("$t") c2+=("$c") r2+=("$r")
-        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s"
+        read -r t c r <<<"$(drain_workers 1 "$prefetch" 100)"
+        ws+=("$t") cs+=("$c")
+        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s, 1 worker scraped 100/s ${ws[-1]}/s ($(tail -n 1 "$WORK/scrape.out"))"
     done
     RESULT_BASE=$(median "${b[@]}") RESULT_CB=$(median "${cb[@]}")
     RESULT_W1=$(median "${w1[@]}") RESULT_C1=$(median "${c1[@]}") RESULT_R1=$(median "${r1[@]}")
     RESULT_W2=$(median "${w2[@]}") RESULT_C2=$(median "${c2[@]}") RESULT_R2=$(median "${r2[@]}")
+    RESULT_WS=$(median "${ws[@]}") RESULT_CS=$(median "${cs[@]}")
 }
 
 measure_latency() { # measure_latency RATE PREFETCH: RESULT_LAT="p50 p95 p99 max", medians
@@ -169,7 +182,7 @@ for prefetch in $PREFETCHES; do
     lat1000=$RESULT_LAT
     measure_latency "$half" "$prefetch"
     lathalf=$RESULT_LAT
-    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf")
+    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf $RESULT_WS $RESULT_CS")
 done
 
 printf '\n%s jobs per drain, median of %s run(s); latency: %s jobs open loop, 1 worker\n\n' "$JOBS" "$RUNS" "$LATENCY_JOBS"
@@ -181,17 +194,21 @@ table_row "" "" "" "" "" "" "p50/p95/p99/max" "p50/p95/p99/max"
 printf '{"date":"%s","jobs":%s,"runs":%s,"latency_jobs":%s,"rows":[' "$STAMP" "$JOBS" "$RUNS" "$LATENCY_JOBS" >"$JSON"
 separator=""
 for row in "${ROWS[@]}"; do
-    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax <<<"$row"
+    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax ws cs <<<"$row"
     table_row "$p" "broker-only baseline" "$base" "1.00" "$cb" "" "" ""
     table_row "" "1 worker" "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1" "$a50/$a95/$a99/$amax" \
         "$h50/$h95/$h99/$hmax (at $half/s)"
     table_row "" "2 workers" "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2" "" ""
+    table_row "" "1 worker, scraped" "$ws" "$(ratio "$ws" "$base")" "$cs" "" \
+        "/metrics 100 times a second:" "$(ratio "$ws" "$w1") of the unscraped worker's rate"
     {
         printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,"baseline_cpu_us_per_job":%s,' "$separator" "$p" "$base" "$cb"
         printf '"worker1_jobs_per_s":%s,"worker1_ratio":%s,"worker1_cpu_us_per_job":%s,"worker1_peak_rss_kib":%s,' \
             "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1"
         printf '"worker2_jobs_per_s":%s,"worker2_ratio":%s,"worker2_cpu_us_per_job":%s,"worker2_peak_rss_kib":%s,' \
             "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2"
+        printf '"worker1_scraped_jobs_per_s":%s,"worker1_scraped_cpu_us_per_job":%s,"scraped_to_unscraped":%s,' \
+            "$ws" "$cs" "$(ratio "$ws" "$w1")"
         printf '"latency_ms_at_1000":{"p50":%s,"p95":%s,"p99":%s,"max":%s},' "$a50" "$a95" "$a99" "$amax"
         printf '"latency_rate_half":%s,"latency_ms_at_half":{"p50":%s,"p95":%s,"p99":%s,"max":%s}}' \
             "$half" "$h50" "$h95" "$h99" "$hmax"

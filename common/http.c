@@ -10,9 +10,13 @@
 #include <string.h>
 
 /* Bounds for bad clients: a scraper needs one connection at a time, an
- * orchestrator's probes a few.  A connection idle this long is closed
- * (slowloris), and past the limit new ones are refused at once. */
+ * orchestrator's probes a few.  A connection idle this long is closed;
+ * past the limits new ones are refused at once.  The idle timeout does
+ * not end a slowloris client (a byte a second is not idle), so no client
+ * address may hold more than PER_CLIENT of the CONNECTION_LIMIT: one bad
+ * client cannot keep the kubelet's probes or Prometheus out. */
 #define CONNECTION_LIMIT   64
+#define PER_CLIENT         8
 #define CONNECTION_TIMEOUT 5 /* seconds */
 #define CONNECTION_MEMORY  (16 * 1024)
 
@@ -100,6 +104,7 @@ struct http_server *http_start(const struct http_addr *addr, http_handler_fn han
     errno = 0;
     s->daemon = MHD_start_daemon(flags, addr->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                                  sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_CLIENT,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                                  MHD_OPTION_END);

@@ -55,6 +55,13 @@ run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/in
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh
 fi
+# The metrics port: the fault build when there is one (its stalled-loop
+# hook is what fails /healthz), else the sanitizer build.
+if [ -z "${SKIP_FAULTS:-}" ]; then
+    run_suite "observability suite (a real Prometheus, outages, bad HTTP clients)" build/faults tests/observe/run.sh
+else
+    run_suite "observability suite (a real Prometheus, outages, bad HTTP clients)" build/asan tests/observe/run.sh
+fi
 if [ -z "${SKIP_CLUSTER:-}" ]; then
     run_suite "cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)" build/faults tests/cluster/run.sh
 fi

@@ -363,6 +363,7 @@ static void start_job(struct worker *w, unsigned slot)
         return;
     }
     fault_crash_check(w->job.job_id);
+    fault_stall_check(w->job.job_id);
 }
 
 static void on_delivery(struct worker *w, const struct mq_message *m)
@@ -931,7 +932,8 @@ int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_f
         teardown(&w);
         return 1;
     }
-    if (!status_start(&w.status, cfg->http_addr, stall_limit(&w), err, sizeof err)) {
+    if (!status_start(&w.status, cfg->http_addr, fault_stall_limit(stall_limit(&w)), err,
+                      sizeof err)) {
         struct log_line line;
         log_begin(&line, LOG_ERROR, "worker.start_failed");
         log_str(&line, "error", err);
