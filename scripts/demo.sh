@@ -2,7 +2,8 @@
 # The system end to end, in about a minute: local RabbitMQ and PostgreSQL
 # in a scratch dir (loopback only), the schema and sample users, two
 # workers, sample jobs (and one poison job), their replies, the dead
-# queue, a quick load.  Ctrl-C or the end stops everything it started.
+# queue, a quick load.  Ctrl-C or the end stops everything it started and
+# deletes the servers' data; the logs stay (the last line says where).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -32,7 +33,8 @@ stop_all() {
         grep -h 'event=worker.stopped' "$RUN_DIR/worker-$pid.log" 2>/dev/null | sed 's/^/   /'
     done
     servers_stop
-    echo "   logs are in $RUN_DIR"
+    rm -rf "$RUN_DIR/servers"
+    echo "   servers stopped, their data deleted; logs kept in $RUN_DIR (rm -rf $RUN_DIR)"
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
@@ -47,8 +49,10 @@ echo "   DATABASE_URL=$DATABASE_URL"
 export GREET_STATS_INTERVAL=0
 
 step "starting two workers"
+# Each in a session of its own: Ctrl-C reaches this script only, which
+# then sends each worker one SIGTERM (a second signal means "exit now").
 for n in 1 2; do
-    bin/greet-worker >"$RUN_DIR/worker.tmp" 2>&1 &
+    setsid bin/greet-worker >"$RUN_DIR/worker.tmp" 2>&1 &
     pid=$!
     WORKERS+=("$pid")
     sleep 0.2

@@ -30,7 +30,9 @@ deps_ensure() {
         echo "greet: install them with: sudo apt-get update && sudo apt-get install -y $missing" >&2
         return 1
     fi
-    echo "greet: installing missing Debian packages: $missing" >&2
+    local log
+    log=$(mktemp /tmp/greet-apt.XXXXXX.log)
+    echo "greet: installing missing Debian packages: $missing (apt output in $log)" >&2
     export DEBIAN_FRONTEND=noninteractive
     # policy-rc.d-less containers would start the system services; ours run
     # in a scratch dir instead, so keep the packaged ones from starting.
@@ -38,8 +40,15 @@ deps_ensure() {
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
     fi
-    apt-get update -q >&2 && apt-get install -y -q --no-install-recommends $missing >&2
+    apt-get update -q >"$log" 2>&1 && apt-get install -y -q --no-install-recommends $missing >>"$log" 2>&1
     local status=$?
     [ -n "$created_policy" ] && rm -f "$policy"
+    if [ $status != 0 ]; then
+        tail -n 20 "$log" >&2
+        echo "greet: apt-get failed (exit $status); the whole output is in $log" >&2
+    else
+        rm -f "$log"
+        echo "greet: installed $missing" >&2
+    fi
     return $status
 }
