@@ -37,7 +37,7 @@ fi
 [ $unit_status = 0 ] || [ $failed -gt 0 ] || count 0 1
 
 run_suite() { # run_suite NAME BUILD-DIR SCRIPT
-    local out status
+    local out status started=$SECONDS
     echo "== $1"
     out=$(mktemp)
     GREET_BIN=$2/bin GREET_TOOLS=$2/tests "$3" 2>&1 | tee "$out"
@@ -49,6 +49,7 @@ run_suite() { # run_suite NAME BUILD-DIR SCRIPT
         count 0 1
     fi
     rm -f "$out"
+    echo "# $1: $((SECONDS - started)) s"
 }
 
 run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/integration/run.sh
