@@ -112,6 +112,10 @@ static int scrape(long rate)
     double start = clock_now(), next = start;
 
     signal(SIGTERM, on_term);
+    /* the worker was just started: its port opens within a second */
+    while (!stop && exchange(request, sizeof request - 1, 1000) != 200 && clock_now() < start + 5)
+        poll(NULL, 0, 10);
+    start = next = clock_now();
     while (!stop) {
         double now = clock_now();
         if (now < next) {
