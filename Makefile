@@ -56,6 +56,9 @@ WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c work
                worker/status.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
 REPLIES_SRC  = replies/main.c
+# greet-admin: the operator's subcommands.  Its pure logic is unit-tested.
+ADMIN_PURE_SRC = admin/dead.c admin/migration.c admin/rows.c
+ADMIN_SRC    = admin/main.c admin/cmd_status.c admin/cmd_dead.c admin/cmd_migrate.c $(ADMIN_PURE_SRC)
 UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c tests/unit/test_log.c \
                tests/unit/test_config.c tests/unit/test_mq_url.c tests/unit/test_db_url.c \
                tests/unit/test_job.c tests/unit/test_greet.c \
@@ -63,19 +66,22 @@ UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c te
                tests/unit/test_jsonw.c tests/unit/test_stdfds.c \
                tests/unit/test_confirms.c tests/unit/test_ledger.c tests/unit/test_prom.c \
                tests/unit/test_metrics.c
+UNIT_SRC    += tests/unit/test_admin_dead.c tests/unit/test_admin_migration.c \
+               tests/unit/test_admin_rows.c
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c tests/tools/httpabuse.c bench/baseline.c
 
 # libmicrohttpd: the worker's /metrics, /healthz and /readyz (common/http.c).
 WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq libmicrohttpd) -lpthread -lm
 PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson) -lm
 REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson) -lm
+ADMIN_LIBS    = $(call pkg_libs,librabbitmq jansson libpq) -lm
 TOOL_LIBS     = $(call pkg_libs,librabbitmq jansson libpq) -lm
 UNIT_LIBS     = $(call pkg_libs,check librabbitmq jansson libpq) -lm
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 LIB      = $(BUILD)/libgreet.a
-PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies
+PROGRAMS = $(BIN)/greet-worker $(BIN)/greet-producer $(BIN)/greet-replies $(BIN)/greet-admin
 UNIT_BIN = $(BUILD)/tests/unit-tests
 # Test tools live beside the build they test, never in bin/.
 TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/tests/httpabuse \
@@ -102,6 +108,12 @@ $(BIN)/greet-producer: $(call obj,$(PRODUCER_SRC)) $(LIB)
 $(BIN)/greet-replies: $(call obj,$(REPLIES_SRC)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(REPLIES_LIBS))
+$(BIN)/greet-admin: $(call obj,$(ADMIN_SRC)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(call link,$(ADMIN_LIBS))
+ALL_CPPFLAGS += -Iadmin
+# migrate's default SQL directory: where make install puts sql/.
+$(call obj,admin/cmd_migrate.c): ALL_CPPFLAGS += -DGREET_SHARE_SQL='"$(PREFIX)/share/greet/sql"'
 $(BUILD)/tests/mqtool: $(call obj,tests/tools/mqtool.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(TOOL_LIBS))
@@ -118,6 +130,7 @@ $(BUILD)/bench/baseline: $(call obj,bench/baseline.c worker/ledger.c) $(LIB)
 $(UNIT_BIN): $(call obj,$(UNIT_SRC) producer/jobsource.c worker/ledger.c worker/metrics.c) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call link,$(UNIT_LIBS))
+$(UNIT_BIN): $(call obj,$(ADMIN_PURE_SRC))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -143,6 +156,11 @@ test-unit:
 test-integration:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
+
+.PHONY: test-admin
+test-admin:
+	$(MAKE) SANITIZE=1 all tools
+	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/admin/run.sh
 
 test-faults:
 	$(MAKE) FAULT_INJECTION=1 all tools
@@ -176,6 +194,7 @@ install: all
 # Every C file of the tree, tests, tools and benchmark included.
 FORMAT_SRC = $(sort $(wildcard common/*.[ch] worker/*.[ch] producer/*.[ch] replies/*.[ch] \
                                tests/*/*.[ch] bench/*.[ch]))
+FORMAT_SRC += $(wildcard admin/*.[ch])
 
 format:
 	clang-format -i $(FORMAT_SRC)
@@ -207,3 +226,4 @@ help:
 # Dependency files of this build only.
 -include $(patsubst %.c,$(BUILD)/%.d,$(COMMON_SRC) $(WORKER_SRC) $(PRODUCER_SRC) $(REPLIES_SRC) \
                                       $(UNIT_SRC) $(TOOL_SRC))
+-include $(patsubst %.c,$(BUILD)/%.d,$(ADMIN_SRC))

@@ -29,8 +29,9 @@ struct option {
     enum url_kind url; /* last, so that other entries leave it out */
 };
 
-#define ALL       (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES)
-#define WP        (PROGRAM_WORKER | PROGRAM_PRODUCER)
+/* WP: the programs that take the whole topology (greet-admin checks it). */
+#define ALL       (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_REPLIES | PROGRAM_ADMIN)
+#define WP        (PROGRAM_WORKER | PROGRAM_PRODUCER | PROGRAM_ADMIN)
 #define AT(field) offsetof(struct config, field)
 
 /* The default prefetch and batch sizes come from the throughput benchmark
@@ -44,7 +45,9 @@ static const struct option options[] = {
     {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
      AT(amqp_cacert), ALL, "CA bundle that verifies the broker's certificate with amqps://"},
     {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),
-     PROGRAM_WORKER, "libpq connection string or URI", URL_DATABASE},
+     PROGRAM_WORKER | PROGRAM_ADMIN,
+     "libpq connection string or URI (greet-admin migrate: a role that may create tables)",
+     URL_DATABASE},
     {"jobs-queue", "GREET_JOBS_QUEUE", OPT_STRING, "greet.jobs", 0, 0, AT(jobs_queue), WP,
      "the jobs queue"},
     {"reply-queue", "GREET_REPLY_QUEUE", OPT_STRING, "greet.replies", 0, 0, AT(reply_queue), ALL,
@@ -73,7 +76,7 @@ static const struct option options[] = {
     /* The command-line programs log on the stderr a person reads, where
      * the effective config line (info) would be noise on every run. */
     {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "warn", 0, 0, AT(log_level),
-     PROGRAM_PRODUCER | PROGRAM_REPLIES, "debug, info, warn or error"},
+     PROGRAM_PRODUCER | PROGRAM_REPLIES | PROGRAM_ADMIN, "debug, info, warn or error"},
 
     {"user-id", NULL, OPT_INT, NULL, 1, 9223372036854775807.0, AT(user_id), PROGRAM_PRODUCER,
      "user_id of the one job to send"},
@@ -113,6 +116,27 @@ static const struct option options[] = {
      "give up after SECONDS and exit 1 (0: no limit, or 60 with --wait)"},
     {"timeout", NULL, OPT_SECONDS, "0", 0, 86400, AT(timeout), PROGRAM_REPLIES,
      "stop after SECONDS; with --count, exit 1 if fewer replies came (0: no limit)"},
+
+    /* greet-admin: every subcommand is loaded with these; its main()
+     * refuses the ones a subcommand does not take. */
+    {"format", NULL, OPT_STRING, "auto", 0, 0, AT(format), PROGRAM_ADMIN,
+     "table, json (one object per line) or auto: a table on a terminal, json otherwise"},
+    {"error", NULL, OPT_STRING, NULL, 0, 0, AT(error_code), PROGRAM_ADMIN,
+     "dead list, replay: only dead jobs with this x-greet-error code or way of dying "
+     "(poison, delivery_limit, reply_refused...)"},
+    {"job-id", NULL, OPT_STRING, NULL, 0, 0, AT(job_id), PROGRAM_ADMIN,
+     "dead list, replay: only the dead jobs with this job_id"},
+    {"limit", NULL, OPT_INT, NULL, 1, 100000000, AT(limit), PROGRAM_ADMIN,
+     "dead list, replay: at most LIMIT matching jobs"},
+    {"dry-run", NULL, OPT_BOOL, NULL, 0, 0, AT(dry_run), PROGRAM_ADMIN,
+     "dead replay: show what would be replayed, move nothing"},
+    {"yes", NULL, OPT_BOOL, NULL, 0, 0, AT(yes), PROGRAM_ADMIN,
+     "dead purge: delete the dead jobs (without it, only say how many would go)"},
+    {"sql-dir", "GREET_SQL_DIR", OPT_STRING, NULL, 0, 0, AT(sql_dir), PROGRAM_ADMIN,
+     "migrate: the directory of the numbered .sql files (default: the installed "
+     "PREFIX/share/greet/sql, else ./sql)"},
+    {"sample", NULL, OPT_BOOL, NULL, 0, 0, AT(sample), PROGRAM_ADMIN,
+     "migrate: apply the sample data (sample/*.sql) too"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -28,6 +28,7 @@ enum config_program {
     PROGRAM_WORKER = 1,
     PROGRAM_PRODUCER = 2,
     PROGRAM_REPLIES = 4,
+    PROGRAM_ADMIN = 8,
 };
 
 struct config {
@@ -69,6 +70,15 @@ struct config {
     bool envelope;
     bool progress;
     double timeout;
+
+    /* greet-admin (job_id above: dead replay --job-id). */
+    char *error_code; /* --error: dead jobs of this error or death */
+    long long limit;  /* --limit: 0 for none */
+    bool dry_run;
+    bool yes;
+    bool sample;
+    char *sql_dir; /* NULL: the installed share dir, else ./sql */
+    char *format;  /* auto, table or json */
 
     char *log_level;
 };

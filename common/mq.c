@@ -31,6 +31,7 @@ struct mq {
     bool cancelling; /* basic.cancel sent, cancel-ok not yet seen */
     struct mq_shortstr consumer_tag;
     uint64_t published; /* publishes so far: the last confirm sequence number */
+    double timeout;     /* settings->timeout: mq_get()'s wait for content */
     /* The message being assembled from method, header and body frames. */
     enum incoming incoming;
     struct mq_event assembling;
@@ -223,6 +224,7 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
         goto fail;
 
     mq->heartbeat = amqp_get_heartbeat(mq->conn);
+    mq->timeout = settings->timeout;
     mq->last_input = clock_now();
     free(url);
     return mq;
@@ -372,8 +374,61 @@ bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, c
 
 bool mq_queue_purge(struct mq *mq, const char *queue, char *err, size_t errlen)
 {
-    amqp_queue_purge(mq->conn, CHANNEL, amqp_cstring_bytes(queue));
-    return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "purge queue", err, errlen, NULL);
+    unsigned long purged;
+
+    return mq_queue_purge_count(mq, queue, &purged, err, errlen);
+}
+
+bool mq_queue_purge_count(struct mq *mq, const char *queue, unsigned long *purged, char *err,
+                          size_t errlen)
+{
+    amqp_queue_purge_ok_t *ok = amqp_queue_purge(mq->conn, CHANNEL, amqp_cstring_bytes(queue));
+
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "purge queue", err, errlen, NULL))
+        return false;
+    *purged = ok->message_count;
+    return true;
+}
+
+bool mq_check_queue(struct mq *mq, const struct mq_topology *topology, const char *name,
+                    struct mq_queue_check *check, char *err, size_t errlen)
+{
+    amqp_table_entry_t entries[4];
+    amqp_queue_declare_ok_t *ok;
+    const char *said;
+    char what[300];
+    int code;
+
+    memset(check, 0, sizeof *check);
+    /* Passive first: a missing queue is reported, never created. */
+    snprintf(what, sizeof what, "inspect queue %s", name);
+    ok = amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0,
+                            amqp_empty_table);
+    if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, &code)) {
+        if (code != AMQP_NOT_FOUND)
+            return false;
+        check->state = MQ_QUEUE_MISSING;
+        return reopen_channel(mq, err, errlen);
+    }
+    check->messages = ok->message_count;
+    check->consumers = ok->consumer_count;
+    /* Then as the programs declare it: the broker compares the arguments
+     * and refuses (PRECONDITION_FAILED) when they differ. */
+    snprintf(what, sizeof what, "declare queue %s", name);
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 0 /* passive */,
+                       1 /* durable */, 0 /* exclusive */, 0 /* auto_delete */,
+                       queue_arguments(entries, topology, strcmp(name, topology->jobs_queue) == 0));
+    if (rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, &code)) {
+        check->state = MQ_QUEUE_MATCHES;
+        return true;
+    }
+    if (code != AMQP_PRECONDITION_FAILED)
+        return false;
+    check->state = MQ_QUEUE_DIFFERS;
+    said = strstr(err, "PRECONDITION_FAILED - ");
+    snprintf(check->reason, sizeof check->reason, "%s",
+             said ? said + strlen("PRECONDITION_FAILED - ") : err);
+    return reopen_channel(mq, err, errlen);
 }
 
 bool mq_confirm_select(struct mq *mq, char *err, size_t errlen)
@@ -493,6 +548,46 @@ bool mq_reject(struct mq *mq, uint64_t delivery_tag, bool requeue, char *err, si
                      errlen);
 }
 
+bool mq_publish_copy(struct mq *mq, const char *routing_key, const struct mq_message *message,
+                     mq_header_filter drop, bool mandatory, uint64_t *seq, char *err, size_t errlen)
+{
+    const amqp_basic_properties_t *original = message->properties;
+    amqp_table_entry_t *kept = NULL;
+    amqp_basic_properties_t p;
+    int status;
+
+    if (original == NULL) {
+        set_error(err, errlen, "publish", "the message has no properties to copy");
+        return false;
+    }
+    p = *original;
+    if ((p._flags & AMQP_BASIC_HEADERS_FLAG) && p.headers.num_entries > 0) {
+        int n = 0;
+        kept = malloc((size_t)p.headers.num_entries * sizeof *kept);
+        if (kept == NULL) {
+            set_error(err, errlen, "publish", "out of memory");
+            return false;
+        }
+        for (int i = 0; i < original->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &original->headers.entries[i];
+            if (drop == NULL || !drop((const char *)e->key.bytes, e->key.len))
+                kept[n++] = *e;
+        }
+        p.headers.entries = kept;
+        p.headers.num_entries = n;
+        if (n == 0)
+            p._flags &= ~AMQP_BASIC_HEADERS_FLAG;
+    }
+    status = amqp_basic_publish(mq->conn, CHANNEL, amqp_empty_bytes /* default exchange */,
+                                amqp_cstring_bytes(routing_key), mandatory, 0 /* immediate */, &p,
+                                bytes_of(message->body, message->body_len));
+    free(kept);
+    if (!status_ok(status, "publish", err, errlen))
+        return false;
+    *seq = ++mq->published;
+    return true;
+}
+
 static long long header_integer(const amqp_field_value_t *v)
 {
     switch (v->kind) {
@@ -519,8 +614,57 @@ static long long header_integer(const amqp_field_value_t *v)
 
 /* Copies what we use of a content header; the frame's memory is the
  * library's and goes at the next buffer release. */
+static bool key_is(amqp_bytes_t key, const char *name)
+{
+    return key.len == strlen(name) && memcmp(key.bytes, name, key.len) == 0;
+}
+
+static bool is_text(const amqp_field_value_t *v)
+{
+    return v->kind == AMQP_FIELD_KIND_UTF8 || v->kind == AMQP_FIELD_KIND_BYTES;
+}
+
+/* The reason of the newest entry of x-death (RabbitMQ keeps the newest
+ * first), when it has one. */
+static const amqp_bytes_t *newest_death(const amqp_field_value_t *x_death)
+{
+    const amqp_table_t *entry;
+
+    if (x_death->kind != AMQP_FIELD_KIND_ARRAY || x_death->value.array.num_entries == 0 ||
+        x_death->value.array.entries[0].kind != AMQP_FIELD_KIND_TABLE)
+        return NULL;
+    entry = &x_death->value.array.entries[0].value.table;
+    for (int i = 0; i < entry->num_entries; i++) {
+        const amqp_table_entry_t *e = &entry->entries[i];
+        if (key_is(e->key, "reason") && is_text(&e->value))
+            return &e->value.value.bytes;
+    }
+    return NULL;
+}
+
+/* The broker's dead-lettering headers (see struct mq_message). */
+static void take_death(struct mq_message *m, const amqp_table_t *headers)
+{
+    const amqp_bytes_t *last = NULL, *newest = NULL, *first = NULL;
+
+    for (int i = 0; i < headers->num_entries; i++) {
+        const amqp_table_entry_t *e = &headers->entries[i];
+        if (key_is(e->key, "x-death"))
+            newest = newest_death(&e->value);
+        else if (key_is(e->key, "x-last-death-reason") && is_text(&e->value))
+            last = &e->value.value.bytes;
+        else if (key_is(e->key, "x-first-death-reason") && is_text(&e->value))
+            first = &e->value.value.bytes;
+    }
+    if (last == NULL)
+        last = newest ? newest : first;
+    if (last != NULL)
+        copy_shortstr(&m->death_reason, *last);
+}
+
 static void take_properties(struct mq_message *m, const amqp_basic_properties_t *p)
 {
+    m->properties = p;
     if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
         copy_shortstr(&m->content_type, p->content_type);
     m->persistent =
@@ -544,6 +688,7 @@ static void take_properties(struct mq_message *m, const amqp_basic_properties_t 
                 copy_shortstr(&m->greet_detail, e->value.value.bytes);
         }
     }
+    take_death(m, &p->headers);
 }
 
 /* A finished message becomes the event; false while frames are missing. */
@@ -686,6 +831,74 @@ int mq_next_event(struct mq *mq, struct mq_event *event, char *err, size_t errle
             break;
         }
     }
+}
+
+int mq_get(struct mq *mq, const char *queue, struct mq_message *message, char *err, size_t errlen)
+{
+    struct timeval timeout = to_timeval(mq->timeout);
+    amqp_basic_get_ok_t *ok;
+    amqp_rpc_reply_t reply;
+    struct mq_event event;
+    char what[300];
+
+    snprintf(what, sizeof what, "get from queue %s", queue);
+    if (amqp_frames_enqueued(mq->conn) || mq->incoming != INCOMING_NONE) {
+        set_error(err, errlen, what, "events are waiting to be read first (a caller's bug)");
+        return -1;
+    }
+    reply = amqp_basic_get(mq->conn, CHANNEL, amqp_cstring_bytes(queue), 0 /* no_ack */);
+    if (!rpc_ok(mq, reply, what, err, errlen, NULL))
+        return -1;
+    if (reply.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return 0;
+    /* Frames that came during the RPC (confirms of publishes the caller
+     * did not wait for) are older than get-ok: reading on would take
+     * them for its content. */
+    if (amqp_frames_enqueued(mq->conn)) {
+        set_error(err, errlen, what, "frames arrived before the message (a caller's bug)");
+        return -1;
+    }
+    ok = reply.reply.decoded;
+    start_message(mq, INCOMING_DELIVERY);
+    mq->assembling.message.delivery_tag = ok->delivery_tag;
+    mq->assembling.message.redelivered = ok->redelivered;
+    copy_shortstr(&mq->assembling.message.routing_key, ok->routing_key);
+    for (;;) {
+        amqp_frame_t frame;
+        int status = amqp_simple_wait_frame_noblock(mq->conn, &frame, &timeout);
+
+        if (status != AMQP_STATUS_OK) {
+            mq->incoming = INCOMING_NONE;
+            set_error(err, errlen, what, amqp_error_string2(status));
+            return -1;
+        }
+        mq->input_seen = true;
+        if (frame.frame_type == AMQP_FRAME_METHOD) {
+            mq->incoming = INCOMING_NONE;
+            snprintf(err, errlen, "%s: unexpected broker method 0x%08x before the message", what,
+                     frame.payload.method.id);
+            return -1;
+        }
+        if (frame.frame_type == AMQP_FRAME_HEADER) {
+            take_properties(&mq->assembling.message, frame.payload.properties.decoded);
+            mq->body_expected = frame.payload.properties.body_size;
+            if (!buf_reserve(&mq->body, (size_t)mq->body_expected))
+                break;
+        } else if (frame.frame_type == AMQP_FRAME_BODY) {
+            if (!buf_append(&mq->body, frame.payload.body_fragment.bytes,
+                            frame.payload.body_fragment.len))
+                break;
+        } else {
+            continue; /* heartbeats */
+        }
+        if (finish_message(mq, &event)) {
+            *message = event.message;
+            return 1;
+        }
+    }
+    mq->incoming = INCOMING_NONE;
+    set_error(err, errlen, what, "out of memory for a message body");
+    return -1;
 }
 
 int mq_fd(const struct mq *mq)

@@ -38,6 +38,15 @@ struct mq_message {
     struct mq_shortstr routing_key;  /* for returns: where it was sent */
     struct mq_shortstr greet_error;  /* x-greet-error header, if any */
     struct mq_shortstr greet_detail; /* x-greet-detail header (cut at 255 bytes) */
+    /* Why the broker dead-lettered it, when it did (delivery_limit,
+     * rejected, expired, maxlen): its latest death, from
+     * x-last-death-reason, else the newest x-death entry, else
+     * x-first-death-reason. */
+    struct mq_shortstr death_reason;
+    /* Every property as it came, for mq_publish_copy(); the library's
+     * memory, valid until the next mq_get(), mq_next_event() or
+     * mq_release_buffers(). */
+    const void *properties;
     const char *body;
     size_t body_len;
 };
@@ -105,6 +114,40 @@ bool mq_consume(struct mq *mq, const char *queue, char *err, size_t errlen);
 bool mq_queue_depth(struct mq *mq, const char *queue, unsigned long *messages, char *err,
                     size_t errlen);
 bool mq_queue_purge(struct mq *mq, const char *queue, char *err, size_t errlen);
+bool mq_queue_purge_count(struct mq *mq, const char *queue, unsigned long *purged, char *err,
+                          size_t errlen);
+
+/* Inspection (greet-admin status): how a queue compares with what the
+ * programs declare, without creating it.  false only when the broker
+ * could not be asked. */
+enum mq_queue_state {
+    MQ_QUEUE_MATCHES, /* declaring it as the programs do succeeds */
+    MQ_QUEUE_DIFFERS, /* it exists with other arguments (PRECONDITION_FAILED) */
+    MQ_QUEUE_MISSING, /* it does not exist */
+};
+struct mq_queue_check {
+    enum mq_queue_state state;
+    unsigned long messages, consumers; /* ready messages; 0 when missing */
+    char reason[512];                  /* MQ_QUEUE_DIFFERS: the broker's words */
+};
+bool mq_check_queue(struct mq *mq, const struct mq_topology *topology, const char *name,
+                    struct mq_queue_check *check, char *err, size_t errlen);
+
+/* Taking messages one at a time (basic.get), without consuming: 1 when
+ * *message is filled (unacked: ack, reject, or let closing the channel
+ * hand it back), 0 when the queue has nothing ready, -1 on failure.
+ * Blocking, bounded by the timeout.  Only with no events waiting (call
+ * mq_next_event() until it returns 0 first): content frames follow
+ * get-ok, and a frame set aside meanwhile would be taken for them.  The
+ * body is valid until the next mq_get() or mq_next_event(). */
+int mq_get(struct mq *mq, const char *queue, struct mq_message *message, char *err, size_t errlen);
+/* Publishes a message as it came (a delivery or a get): its body and
+ * every property, minus the headers drop() says to leave out (NULL:
+ * none).  For moving messages between queues (greet-admin dead replay). */
+typedef bool (*mq_header_filter)(const char *key, size_t len);
+bool mq_publish_copy(struct mq *mq, const char *routing_key, const struct mq_message *message,
+                     mq_header_filter drop, bool mandatory, uint64_t *seq, char *err,
+                     size_t errlen);
 
 /* Steady state, never waiting for the broker to answer. */
 bool mq_cancel(struct mq *mq, char *err, size_t errlen);
