@@ -1,9 +1,16 @@
 # Greet programs on Debian 12: build stage, then a slim runtime image
 # running as an unprivileged user.  Default command: the worker.
+#
+#   docker build -t greet .
+#
+# The build stage copies every directory `make all install` reads (the
+# deploy suite, tests/deploy/run.sh, checks it against the Makefile); the
+# runtime stage installs the runtime package of every library the programs
+# link, and curl for the compose healthcheck on the worker's /readyz.
 FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc make pkg-config libc6-dev \
-        librabbitmq-dev libjansson-dev libpq-dev \
+        librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -11,16 +18,27 @@ COPY common common
 COPY worker worker
 COPY producer producer
 COPY replies replies
+COPY admin admin
 COPY sql sql
-RUN make -j"$(nproc)" all && make install PREFIX=/usr/local DESTDIR=/out
+# One PREFIX for both steps: greet-admin migrate finds sql/ in the
+# PREFIX/share/greet/sql it was compiled with.
+RUN make -j"$(nproc)" PREFIX=/usr/local all \
+ && make PREFIX=/usr/local DESTDIR=/out install
 
 FROM debian:12-slim
+# A numeric user (10001), so that Kubernetes' runAsNonRoot can verify it;
+# deploy/kubernetes runs the pods as the same uid and gid.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends librabbitmq4 libjansson4 libpq5 ca-certificates \
+ && apt-get install -y --no-install-recommends librabbitmq4 libjansson4 libpq5 libmicrohttpd12 \
+        ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --shell /usr/sbin/nologin greet
+ && groupadd --system --gid 10001 greet \
+ && useradd --system --uid 10001 --gid greet --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin greet
 COPY --from=build /out/usr/local /usr/local
-USER greet
+USER 10001:10001
+# The worker's /metrics, /healthz and /readyz when GREET_HTTP_ADDR=:9464.
+EXPOSE 9464
 # The worker drains on SIGTERM (GREET_SHUTDOWN_TIMEOUT, default 10 s).
 STOPSIGNAL SIGTERM
 CMD ["greet-worker"]

@@ -157,7 +157,9 @@ test-integration:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
 
-.PHONY: test-admin
+.PHONY: test-admin test-deploy
+test-deploy: all
+	tests/deploy/run.sh
 test-admin:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/admin/run.sh
@@ -206,14 +208,17 @@ clean:
 	rm -rf build bin
 
 help:
-	@echo "make                  build bin/greet-worker, bin/greet-producer, bin/greet-replies"
+	@echo "make                  build bin/greet-worker, bin/greet-producer, bin/greet-replies, bin/greet-admin"
 	@echo "make run (demo)       start local servers, workers, send sample jobs, show replies"
-	@echo "make test             the whole test suite (unit, integration, faults, bench smoke)"
+	@echo "make test             the whole test suite (unit, integration, admin, deploy, faults,"
+	@echo "                      observability, cluster, bench smoke)"
 	@echo "make test-unit        unit tests only (sanitizer build)"
 	@echo "make test-integration the integration suite against real servers (sanitizer build)"
 	@echo "make test-faults      the fault suite (kills, restarts, freezes real servers)"
 	@echo "make test-cluster     the cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)"
 	@echo "make test-observe     /metrics, /healthz, /readyz: a real Prometheus, outages, bad clients"
+	@echo "make test-admin       greet-admin against real servers (sanitizer build)"
+	@echo "make test-deploy      the deployment files, checked offline"
 	@echo "make sanitize         the ASan/UBSan build of everything into build/asan/"
 	@echo "make tools            test tools and the benchmark baseline, beside the build"
 	@echo "make bench            throughput/latency next to a broker-only baseline (a few minutes)"

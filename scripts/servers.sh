@@ -66,6 +66,7 @@ up)
         echo "servers: already up in $DIR" >&2
     else
         deps_ensure $GREET_BUILD_PACKAGES $GREET_SERVER_PACKAGES || exit 1
+        make -s -C "$ROOT" all || exit 1 # greet-admin migrate loads the schema
         if load_state; then # stopped (a reboot, say): start them again as they were
             { pg_up || pg_start; } && { rabbit_up || rabbit_start; } || exit 1
         else

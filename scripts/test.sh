@@ -53,6 +53,8 @@ run_suite() { # run_suite NAME BUILD-DIR SCRIPT
 }
 
 run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/integration/run.sh
+run_suite "greet-admin against real servers" build/asan tests/admin/run.sh
+run_suite "deployment files (systemd, Kubernetes, compose, Dockerfile; offline)" . tests/deploy/run.sh
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh
 fi

@@ -4,7 +4,7 @@
 
 GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev"
 GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
-GREET_TEST_PACKAGES="check jq docker-compose prometheus curl"
+GREET_TEST_PACKAGES="check jq docker-compose prometheus curl python3-yaml systemd"
 
 deps_missing() {
     local pkg missing=""

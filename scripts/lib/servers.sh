@@ -173,19 +173,25 @@ psql_() {
     psql -X -q -v ON_ERROR_STOP=1 -d greet "$@"
 }
 
+# _migrate [--sample]: sql/ applied by greet-admin migrate, as an operator
+# would, as the superuser; the build under test when the caller set BIN.
+_migrate() {
+    local out
+    out=$(DATABASE_URL="$GREET_ADMIN_DATABASE_URL" GREET_SQL_DIR="$GREET_ROOT/sql" \
+        "${BIN:-$GREET_ROOT/bin}/greet-admin" migrate "$@" 2>&1) || {
+        echo "$out" >&2
+        return 1
+    }
+}
+
+# The database itself is the server's to create; migrate fills it.
 servers_load_schema() {
-    local file
     psql -X -q -d postgres -c "CREATE DATABASE greet" >/dev/null || return 1
-    for file in "$GREET_ROOT"/sql/*.sql; do
-        psql_ -f "$file" >/dev/null || return 1
-    done
+    _migrate
 }
 
 servers_load_samples() {
-    local file
-    for file in "$GREET_ROOT"/sql/sample/*.sql; do
-        psql_ -f "$file" >/dev/null || return 1
-    done
+    _migrate --sample
 }
 
 # servers_prepare_dir DIR: the scratch dir of a set of servers, with an

@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# The deployment files, checked offline in seconds: the systemd unit
+# (deploy/systemd), the Kubernetes manifests (deploy/kubernetes), the
+# compose file and the Dockerfile, against each other and against what
+# the programs and the Makefile say (greet-worker --help, make -n install).
+# No Docker engine, no cluster, no network, no root beyond what is
+# installed.  Then copies broken on purpose, one fault each, must fail the
+# check that covers it.
+#
+#     tests/deploy/run.sh           (after make all: reads bin/)
+#
+# Needs python3 with PyYAML (Debian's python3-yaml), docker-compose, and
+# for some checks systemd-analyze (systemd), kubectl (kustomize), dpkg and
+# objdump (binutils); a missing tool's checks are skipped, and say so.
+# shellcheck disable=SC2016 # sed scripts: $ is sed's, not the shell's
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${GREET_BIN:-$ROOT/bin}
+BIN=$(cd "$BIN" 2>/dev/null && pwd || echo "$BIN") # absolute: it becomes a unit's ExecStart
+. "$ROOT/tests/lib/testlib.sh"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/greet-deploy.XXXXXX") || {
+    echo "not ok - a scratch directory (set TMPDIR to a writable one)"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+trap 'finish_workdir "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+# A python3 that has PyYAML: Debian's (python3-yaml) before any other.
+PYTHON=
+for candidate in /usr/bin/python3 python3; do
+    if "$candidate" -c 'import yaml' 2>/dev/null; then
+        PYTHON=$candidate
+        break
+    fi
+done
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# c CHECK [ROOT [CONFIG]]: one check of checks.py, on the tree ROOT.
+c() {
+    "$PYTHON" "$ROOT/tests/deploy/checks.py" "$1" "${2:-$ROOT}" ${3:+"$3"}
+}
+
+echo "# facts from the programs and the Makefile"
+[ -x "$BIN/greet-worker" ]
+_record $? "greet-worker is built in $BIN (make all)"
+HELP=$("$BIN/greet-worker" --help 2>&1)
+help_default() { # help_default VAR: the "(default X)" of the option reading VAR
+    sed -n "s/.*\[$1\] (default \([^)]*\)).*/\1/p" <<<"$HELP" | head -n 1
+}
+export GREET_SHUTDOWN_DEFAULT GREET_JOBS_QUEUE_DEFAULT GREET_WORKER_VARS GREET_PREFIX \
+    GREET_SOURCE_DIRS GREET_BUILD_PACKAGES GREET_RUNTIME_PACKAGES
+GREET_SHUTDOWN_DEFAULT=$(help_default GREET_SHUTDOWN_TIMEOUT)
+GREET_JOBS_QUEUE_DEFAULT=$(help_default GREET_JOBS_QUEUE)
+GREET_WORKER_VARS=$(grep -o '\[[A-Z][A-Z0-9_]*\]' <<<"$HELP" | tr -d '[]' | sort -u | tr '\n' ' ')
+check_match "greet-worker --help: default shutdown deadline (seconds) and jobs queue" \
+    "$GREET_SHUTDOWN_DEFAULT $GREET_JOBS_QUEUE_DEFAULT" '^[0-9]+ [^ ]+$'
+[ -n "$PYTHON" ]
+_record $? "python3 with PyYAML (Debian: python3-yaml)"
+[ -n "$PYTHON" ] || {
+    tests_summary
+    exit 1
+}
+
+GREET_PREFIX=$(make -s -C "$ROOT" -pn help 2>/dev/null | sed -n 's/^PREFIX = //p' | tail -n 1)
+check_match "Makefile: PREFIX" "$GREET_PREFIX" '^/'
+
+# What make all install reads and writes, from its own commands (make -n
+# -B: every command, run none): each relative path whose first component
+# is a directory of the repository is a directory the image build needs;
+# install -m 755 names the programs.
+MAKE_N=$WORK/make-n.txt
+make -C "$ROOT" -n -B install DESTDIR="$WORK/destdir" >"$MAKE_N" 2>"$WORK/make-n.err"
+make_status=$?
+SOURCE_DIRS=
+PROGRAMS=
+LINK_LIBS=
+while read -r line; do
+    set -f
+    # shellcheck disable=SC2086 # words of a command line
+    set -- $line
+    set +f
+    if [ "${1:-}" = install ] && [ "${2:-}" = -m ] && [ "${3:-}" = 755 ]; then
+        shift 3
+        while [ $# -gt 1 ]; do
+            PROGRAMS+=" $1"
+            shift
+        done
+        continue
+    fi
+    for word; do
+        case $word in
+        -l*) LINK_LIBS+=" ${word#-l}" ;;
+        esac
+        word=${word#-I}
+        word=${word#./}
+        case $word in /* | -* | '' | build/* | bin/*) continue ;; esac
+        top=${word%%/*}
+        [ "$top" != "$word" ] && [ -d "$ROOT/$top" ] && SOURCE_DIRS+=" $top"
+    done
+done <"$MAKE_N"
+words() { tr ' ' '\n' <<<"$1" | sed '/^$/d' | sort -u | paste -s -d ' '; }
+GREET_SOURCE_DIRS=$(words "$SOURCE_DIRS")
+PROGRAMS=$(words "$PROGRAMS")
+LINK_LIBS=$(words "$LINK_LIBS")
+check_match "make -n install: source directories, programs, libraries (exit $make_status)" \
+    "$make_status|$GREET_SOURCE_DIRS|$PROGRAMS|$LINK_LIBS" '^0\|.*common.*\|.*greet-worker.*\|.+'
+
+# The Debian packages behind the libraries: -lX's libX.so (or .a) for the
+# build stage, each program's DT_NEEDED sonames for the runtime stage.
+# libc6 is in every Debian image.
+deb_of() { # deb_of PATH: the package that ships PATH (usrmerge: /lib or /usr/lib)
+    local p
+    for p in "$1" "/usr${1#/usr}" "${1#/usr}"; do
+        dpkg -S "$p" 2>/dev/null | sed -n '1s/[:,].*//p' | grep . && return 0
+    done
+    return 1
+}
+LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig) # not in a user's PATH
+if have dpkg && have objdump && [ -x "$LDCONFIG" ]; then
+    GREET_BUILD_PACKAGES="gcc make"
+    grep -q 'pkg-config' "$ROOT/Makefile" && GREET_BUILD_PACKAGES+=" pkg-config"
+    unresolved=
+    for lib in $LINK_LIBS; do
+        pkg=
+        for ext in so a; do
+            path=$(${CC:-cc} -print-file-name="lib$lib.$ext")
+            case $path in /*) pkg=$(deb_of "$(realpath -s "$path")") && break ;; esac
+        done
+        [ -n "$pkg" ] && GREET_BUILD_PACKAGES+=" $pkg" || unresolved+=" -l$lib"
+    done
+    GREET_RUNTIME_PACKAGES=
+    for program in $PROGRAMS; do
+        if [ ! -x "$ROOT/$program" ]; then
+            unresolved+=" $program(not built: make all)"
+            continue
+        fi
+        for soname in $(objdump -p "$ROOT/$program" | awk '$1 == "NEEDED" { print $2 }'); do
+            case $soname in libasan* | libubsan* | liblsan* | libtsan*) continue ;; esac
+            path=$("$LDCONFIG" -p | awk -v s="$soname" '$1 == s { print $NF; exit }')
+            pkg=$([ -n "$path" ] && deb_of "$path")
+            [ -n "$pkg" ] && GREET_RUNTIME_PACKAGES+=" $pkg" || unresolved+=" $soname"
+        done
+    done
+    GREET_BUILD_PACKAGES=$(words "$GREET_BUILD_PACKAGES")
+    GREET_RUNTIME_PACKAGES=$(words "$GREET_RUNTIME_PACKAGES" | tr ' ' '\n' | grep -vx libc6 | paste -s -d ' ')
+    check_eq "libraries traced to Debian packages (build: $GREET_BUILD_PACKAGES; run: $GREET_RUNTIME_PACKAGES)" \
+        "${unresolved:-none}" none
+    HAVE_PACKAGES=1
+else
+    skip "libraries traced to Debian packages" "needs dpkg, objdump (binutils), ldconfig"
+    HAVE_PACKAGES=
+fi
+
+# ---------------------------------------------------------------- systemd
+echo "# systemd: deploy/systemd"
+
+# verify_unit ROOT: systemd-analyze verify of instance 1, with ExecStart
+# pointed at the built worker (verify checks that it is executable).  An
+# unknown key or a bad value is only a warning to systemd: any line that
+# names the unit fails the check.
+verify_unit() {
+    local dir out status
+    dir=$(mktemp -d "$WORK/unit.XXXXXX")
+    sed "s|^ExecStart=$GREET_PREFIX/bin/greet-worker|ExecStart=$BIN/greet-worker|" \
+        "$1/deploy/systemd/greet-worker@.service" >"$dir/greet-worker@.service"
+    out=$(systemd-analyze verify --man=no --generators=no "$dir/greet-worker@1.service" 2>&1)
+    status=$?
+    if [ $status != 0 ] || grep -q 'greet-worker' <<<"$out"; then
+        echo "$out"
+        return 1
+    fi
+}
+# unit_exposure ROOT: systemd's own hardening score, offline; 0-100, where
+# the unit's overall exposure 2.0 is 20 ("OK" goes up to 3.9).
+unit_exposure() {
+    local dir
+    dir=$(mktemp -d "$WORK/unit.XXXXXX")
+    sed "s|^ExecStart=$GREET_PREFIX/bin/greet-worker|ExecStart=$BIN/greet-worker|" \
+        "$1/deploy/systemd/greet-worker@.service" >"$dir/greet-worker@.service"
+    systemd-analyze security --offline=yes --man=no --threshold=20 "$dir/greet-worker@1.service" 2>&1 |
+        grep -v '✓'
+    return "${PIPESTATUS[0]}"
+}
+if have systemd-analyze; then
+    check "systemd-analyze verify greet-worker@1.service: no error, no warning" verify_unit "$ROOT"
+    check "systemd-analyze security --offline: exposure at most 2.0" unit_exposure "$ROOT"
+else
+    skip "systemd-analyze verify greet-worker@1.service" "systemd-analyze is not installed (Debian: systemd)"
+    skip "systemd-analyze security --offline" "systemd-analyze is not installed (Debian: systemd)"
+fi
+check "unit: TimeoutStopSec above the shutdown deadline (--help: ${GREET_SHUTDOWN_DEFAULT:-?} s)" c unit-timeout
+check "unit: SIGTERM, Restart=on-failure, shared + per-instance env files, ExecStart at PREFIX, hardening" \
+    c unit-settings
+check "worker.env.example: only variables the worker reads; no shared GREET_HTTP_ADDR" c env-example
+
+# ---------------------------------------------------------------- Kubernetes
+echo "# Kubernetes: deploy/kubernetes"
+check "every YAML parses; apiVersion, kind, metadata.name in each" c k8s-parse
+check "kustomization.yaml lists every manifest and only existing ones" c k8s-kustomization
+check "Deployment: /healthz and /readyz probes on GREET_HTTP_ADDR's port (named), scrape annotations agree" \
+    c k8s-probes
+check "Deployment: terminationGracePeriodSeconds above the shutdown deadline" c k8s-grace
+check "Deployment, Job: the image's numeric user, non-root, read-only root, no capabilities, memory bounds" \
+    c k8s-security
+check "every secretKeyRef names a defined Secret key; Secret values are marked placeholders" c k8s-secret-refs
+check "ScaledObject: the Deployment, rabbitmq on the worker's jobs queue (${GREET_JOBS_QUEUE_DEFAULT:-?}), QueueLength, auth from a Secret" \
+    c k8s-scaledobject
+check "migrate Job: greet-admin migrate, the workers' image, the owner's DATABASE_URL" c k8s-job
+check "Deployment and Job images are the one kustomization.yaml sets" c k8s-images
+kustomize_build() {
+    kubectl kustomize "$ROOT/deploy/kubernetes" >"$WORK/kustomized.yaml" &&
+        "$PYTHON" -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+kinds = sorted(d["kind"] for d in docs)
+print(len(docs), "objects:", " ".join(kinds))
+need = {"Deployment", "Job", "ScaledObject", "TriggerAuthentication", "Secret"}
+sys.exit(0 if need <= set(kinds) else 1)' "$WORK/kustomized.yaml"
+}
+if have kubectl && kubectl kustomize --help >/dev/null 2>&1; then
+    check "kubectl kustomize deploy/kubernetes builds every object" kustomize_build
+else
+    skip "kubectl kustomize deploy/kubernetes" "kubectl is not installed"
+fi
+
+# ---------------------------------------------------------------- compose
+echo "# docker-compose.yml"
+README_VARS="RABBITMQ_USER RABBITMQ_PASSWORD POSTGRES_PASSWORD GREET_WORKER_PASSWORD"
+README_ENV=(RABBITMQ_USER=ru-test RABBITMQ_PASSWORD=rp-test POSTGRES_PASSWORD=pp-test GREET_WORKER_PASSWORD=wp-test)
+# compose_config ROOT OUT [VAR=value...]: docker-compose config of ROOT's
+# file, resolved, into OUT; the README's variables unset unless given.
+compose_config() {
+    local root=$1 out=$2 unset=() v
+    shift 2
+    for v in $README_VARS; do unset+=(-u "$v"); done
+    (cd "$root" && env "${unset[@]}" "$@" docker-compose -f docker-compose.yml config >"$out")
+}
+# compose_check ROOT CHECK [VAR=value...]: a checks.py check of ROOT's
+# resolved compose file.
+compose_check() {
+    local root=$1 check=$2 out
+    shift 2
+    out=$(mktemp "$WORK/compose.XXXXXX") || return 1
+    compose_config "$root" "$out" "$@" && c "$check" "$root" "$out"
+}
+if have docker-compose; then
+    check "docker-compose config (local defaults)" compose_config "$ROOT" "$WORK/compose.yaml"
+    check "docker-compose config (the README's variables set)" compose_config "$ROOT" "$WORK/compose-env.yaml" \
+        "${README_ENV[@]}"
+    check "compose: the README's variables reach every service that uses them" \
+        c compose-env "$ROOT" "$WORK/compose-env.yaml"
+    check "compose worker: healthcheck on /readyz at GREET_HTTP_ADDR's port, curl in the image, scalable ports, grace" \
+        c compose-worker "$ROOT" "$WORK/compose.yaml"
+    check "compose: one-shot greet-admin migrate as the owner; worker waits for its success" \
+        c compose-migrate "$ROOT" "$WORK/compose.yaml"
+else
+    skip "docker-compose config" "docker-compose is not installed"
+fi
+check "docker/initdb.sh: sh -n" sh -n "$ROOT/docker/initdb.sh"
+if have shellcheck; then
+    check "shellcheck docker/initdb.sh tests/deploy/run.sh" \
+        shellcheck -x -P "$ROOT" "$ROOT/docker/initdb.sh" "$ROOT/tests/deploy/run.sh"
+else
+    skip "shellcheck docker/initdb.sh tests/deploy/run.sh" "shellcheck is not installed"
+fi
+
+# ---------------------------------------------------------------- Dockerfile
+echo "# Dockerfile"
+check "build stage copies every directory make all install reads ($GREET_SOURCE_DIRS), none .dockerignored" \
+    c dockerfile-copies
+if [ -n "$HAVE_PACKAGES" ]; then
+    check "build stage installs each library's package, runtime stage each program's" c dockerfile-packages
+else
+    skip "Dockerfile packages" "needs dpkg, objdump, ldconfig"
+fi
+check "numeric USER, STOPSIGNAL SIGTERM, one PREFIX for make all and install, greet-worker by default" \
+    c dockerfile-misc
+
+# ---------------------------------------------------------------- broken copies
+# Each copy has one fault; the check that covers it must fail, and say why.
+echo "# broken copies: each fault must be caught, for its reason"
+N=0
+# broken NAME FILE SED-SCRIPT EXPECT CHECK-COMMAND...: copy the deployment
+# files, apply SED-SCRIPT to FILE, then CHECK-COMMAND (@B@ in it stands for
+# the copy) must fail with output matching the extended regex EXPECT.  A
+# SED-SCRIPT that changes nothing, or a copy that cannot be made, fails.
+broken() {
+    local name=$1 file=$2 script=$3 expect=$4 out copy
+    shift 4
+    N=$((N + 1))
+    copy=$WORK/broken-$N
+    if ! { mkdir -p "$copy" &&
+        cp -r "$ROOT/deploy" "$ROOT/docker" "$ROOT/Dockerfile" "$ROOT/docker-compose.yml" "$copy/" &&
+        { [ ! -e "$ROOT/.dockerignore" ] || cp "$ROOT/.dockerignore" "$copy/"; } &&
+        touch "$copy/.dockerignore" &&
+        sed -e "$script" "$copy/$file" >"$copy/$file.new" && mv "$copy/$file.new" "$copy/$file"; }; then
+        _record 1 "caught: $name"
+        echo "    the broken copy could not be made in $copy"
+        return
+    fi
+    if cmp -s "$copy/$file" "$ROOT/$file" 2>/dev/null || [ ! -s "$copy/$file" ]; then
+        _record 1 "caught: $name"
+        echo "    the fault was not made: '$script' changes nothing in $file"
+        return
+    fi
+    if out=$("${@//@B@/$copy}" 2>&1); then
+        _record 1 "caught: $name"
+        echo "    passed on the broken copy $copy: $*"
+    elif ! grep -Eq -- "$expect" <<<"$out"; then
+        _record 1 "caught: $name"
+        echo "    failed, but not for the fault (expected /$expect/):"
+        sed -n '1,5s/^/    | /p' <<<"$out"
+    else
+        _record 0 "caught: $name"
+        grep -E -m 1 -- "$expect" <<<"$out" | sed 's/^ */    # /'
+    fi
+}
+U=deploy/systemd/greet-worker@.service
+E=deploy/systemd/worker.env.example
+K=deploy/kubernetes
+if have systemd-analyze; then
+    broken "unit: a misspelt key (KilMode=)" $U 's/^KillMode=/KilMode=/' "Unknown key 'KilMode'" verify_unit @B@
+    broken "unit: hardening removed" $U '/^DynamicUser=/,/^SystemCallErrorNumber=/d' \
+        'Overall exposure level .*(MEDIUM|EXPOSED|UNSAFE)' unit_exposure @B@
+fi
+broken "unit: TimeoutStopSec equal to the shutdown deadline" $U \
+    "s/^TimeoutStopSec=.*/TimeoutStopSec=${GREET_SHUTDOWN_DEFAULT}s/" 'is not above' c unit-timeout @B@
+broken "unit: the example env raises the deadline past TimeoutStopSec" $E \
+    's/^GREET_SHUTDOWN_TIMEOUT=.*/GREET_SHUTDOWN_TIMEOUT=60/' 'deadline of 60 s' c unit-timeout @B@
+broken "unit: no per-instance EnvironmentFile" $U '/^EnvironmentFile=-/d' 'per-instance' c unit-settings @B@
+broken "unit: ExecStart elsewhere than make install puts it" $U 's|^ExecStart=.*|ExecStart=/usr/bin/greet-worker|' \
+    'ExecStart=' c unit-settings @B@
+broken "env example: GREET_HTTP_ADDR shared by every instance" $E '$a GREET_HTTP_ADDR=127.0.0.1:9464' \
+    'same port' c env-example @B@
+broken "env example: a misspelt variable" $E 's/^GREET_SHUTDOWN_TIMEOUT=/GREET_SHUTDOWN_TIMOUT=/' \
+    'GREET_SHUTDOWN_TIMOUT is not a variable' c env-example @B@
+broken "k8s: liveness probe path typo (/healtz)" $K/deployment.yaml 's|path: /healthz|path: /healtz|' \
+    "livenessProbe path '/healtz'" c k8s-probes @B@
+broken "k8s: readiness probe on /healthz" $K/deployment.yaml 's|path: /readyz|path: /healthz|' \
+    "readinessProbe path '/healthz'" c k8s-probes @B@
+broken "k8s: the worker listens on another port than the probes" $K/deployment.yaml \
+    's|value: ":9464"|value: ":9465"|' "Probe port .* is not the worker's port 9465" c k8s-probes @B@
+broken "k8s: the worker listens on loopback only" $K/deployment.yaml 's|value: ":9464"|value: "127.0.0.1:9464"|' \
+    'every interface' c k8s-probes @B@
+broken "k8s: scrape annotation on another port" $K/deployment.yaml \
+    's|prometheus.io/port: "9464"|prometheus.io/port: "9465"|' "prometheus.io/port='9465'" c k8s-probes @B@
+broken "k8s: terminationGracePeriodSeconds below the deadline" $K/deployment.yaml \
+    's/terminationGracePeriodSeconds: .*/terminationGracePeriodSeconds: 5/' 'terminationGracePeriodSeconds 5' \
+    c k8s-grace @B@
+broken "k8s: the pod's GREET_SHUTDOWN_TIMEOUT past the grace period" $K/deployment.yaml \
+    '/name: GREET_SHUTDOWN_TIMEOUT/{n;s/value: .*/value: "45"/}' 'deadline of 45 s' c k8s-grace @B@
+broken "k8s: runAsUser not the image's user" $K/deployment.yaml 's/runAsUser: .*/runAsUser: 1000/' \
+    "runAsUser 1000, the image's USER is" c k8s-security @B@
+broken "k8s: readOnlyRootFilesystem off in the Job" $K/migrate-job.yaml \
+    's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/' 'Job greet-migrate: readOnlyRootFilesystem' \
+    c k8s-security @B@
+broken "k8s: a secretKeyRef to a missing key" $K/deployment.yaml 's/key: DATABASE_URL/key: DATABASE_URI/' \
+    "no key 'DATABASE_URI'" c k8s-secret-refs @B@
+broken "k8s: a Secret value that is no marked placeholder" $K/secret.yaml 's/greet:CHANGE-ME@rabbitmq/greet:hunter2@rabbitmq/' \
+    'not a marked placeholder' c k8s-secret-refs @B@
+broken "k8s: ScaledObject on another queue (greet.job)" $K/scaledobject.yaml 's/queueName: .*/queueName: greet.job/' \
+    "queueName 'greet.job', the worker consumes 'greet.jobs'" c k8s-scaledobject @B@
+broken "k8s: the workers consume another queue than KEDA watches" $K/deployment.yaml \
+    's/^\( *\)- name: GREET_LOG_LEVEL$/\1- name: GREET_JOBS_QUEUE\n\1  value: greet.jobs.v2\n&/' \
+    "the worker consumes 'greet.jobs.v2'" c k8s-scaledobject @B@
+broken "k8s: ScaledObject targets a Deployment that does not exist" $K/scaledobject.yaml \
+    '/scaleTargetRef:/,/name:/s/name: .*/name: greet-workers/' "scaleTargetRef.name 'greet-workers'" \
+    c k8s-scaledobject @B@
+broken "k8s: ScaledObject mode QueueLenght" $K/scaledobject.yaml 's/mode: QueueLength/mode: QueueLenght/' \
+    "mode 'QueueLenght'" c k8s-scaledobject @B@
+broken "k8s: TriggerAuthentication reads a key the Secret lacks" $K/triggerauthentication.yaml \
+    's/key: .*/key: RABBITMQ_URL/' "no key 'RABBITMQ_URL'" c k8s-scaledobject @B@
+broken "k8s: authenticationRef names no TriggerAuthentication" $K/scaledobject.yaml \
+    '/authenticationRef:/,/name:/s/name: .*/name: greet-amqp/' "'greet-amqp' is not defined" c k8s-scaledobject @B@
+broken "k8s: the Deployment sets replicas (fights the autoscaler)" $K/deployment.yaml \
+    's/^  revisionHistoryLimit:/  replicas: 3\n&/' 'sets replicas' c k8s-scaledobject @B@
+broken "k8s: migrate Job with the workers' read-only URL" $K/migrate-job.yaml 's/name: greet-migrate$/name: greet-worker/' \
+    "uses the workers' DATABASE_URL" c k8s-job @B@
+broken "k8s: migrate Job on another image" $K/migrate-job.yaml 's/image: greet:.*/image: greet-admin:0.1.0/' \
+    'differs from the workers' c k8s-job @B@
+broken "k8s: kustomization.yaml forgets scaledobject.yaml" $K/kustomization.yaml '/scaledobject.yaml/d' \
+    'scaledobject.yaml is not listed' c k8s-kustomization @B@
+broken "k8s: kustomization.yaml lists a missing file" $K/kustomization.yaml 's/- namespace.yaml/- namespaces.yaml/' \
+    'lists namespaces.yaml, which does not exist' c k8s-kustomization @B@
+broken "k8s: a YAML syntax error" $K/triggerauthentication.yaml 's/^spec:$/spec: [/' 'triggerauthentication.yaml: ' \
+    c k8s-parse @B@
+broken "k8s: a manifest without metadata.name" $K/namespace.yaml '/name:/d' 'namespace.yaml document 1: no metadata.name' \
+    c k8s-parse @B@
+if have docker-compose; then
+    broken "compose: healthcheck on /ready" docker-compose.yml 's|9464/readyz|9464/ready|' "path '/ready'" \
+        compose_check @B@ compose-worker
+    broken "compose: healthcheck on another port" docker-compose.yml 's|127.0.0.1:9464/readyz|127.0.0.1:9465/readyz|' \
+        'healthcheck port 9465' compose_check @B@ compose-worker
+    broken "compose: a fixed host port (collides with --scale)" docker-compose.yml \
+        's|"127.0.0.1::9464"|"127.0.0.1:9464:9464"|' 'fixes the host port' compose_check @B@ compose-worker
+    broken "compose: the metrics port published on every interface" docker-compose.yml \
+        's|"127.0.0.1::9464"|"9464"|' 'beyond the host' compose_check @B@ compose-worker
+    broken "compose: stop_grace_period below the deadline" docker-compose.yml 's/stop_grace_period: .*/stop_grace_period: 5s/' \
+        'stop_grace_period 5s' compose_check @B@ compose-worker
+    broken "compose: curl not in the runtime image" Dockerfile 's/ curl / /' 'runs curl, which' \
+        compose_check @B@ compose-worker
+    broken "compose: the worker does not wait for migrate's success" docker-compose.yml \
+        '/migrate:$/{n;s/service_completed_successfully/service_started/}' "condition 'service_started'" \
+        compose_check @B@ compose-migrate
+    broken "compose: migrate as greet_worker" docker-compose.yml \
+        's|postgresql://postgres:\${POSTGRES_PASSWORD:-greet}@|postgresql://greet_worker:${GREET_WORKER_PASSWORD:-greet-worker}@|' \
+        'may only read' compose_check @B@ compose-migrate
+    broken "compose: postgres healthy during its init scripts" docker-compose.yml 's/"pg_isready", "-h", "127.0.0.1",/"pg_isready",/' \
+        'init scripts' compose_check @B@ compose-migrate
+    broken "compose: a README variable no longer used" docker-compose.yml \
+        's/\${GREET_WORKER_PASSWORD:-greet-worker}@/greet-worker@/' "worker: DATABASE_URL=.*wp-test" \
+        compose_check @B@ compose-env "${README_ENV[@]}"
+    broken "compose: invalid file" docker-compose.yml 's/^services:/servics:/' 'invalid' compose_config @B@ /dev/null
+fi
+broken "Dockerfile: admin/ not copied" Dockerfile '/^COPY admin /d' 'does not COPY admin/' c dockerfile-copies @B@
+broken "Dockerfile: a directory copied to the wrong place" Dockerfile 's/^COPY common common/COPY common src\/common/' \
+    'COPY common src/common' c dockerfile-copies @B@
+broken ".dockerignore excludes common/" .dockerignore '$a common' '.dockerignore excludes common/' c dockerfile-copies @B@
+if [ -n "$HAVE_PACKAGES" ]; then
+    broken "Dockerfile: libmicrohttpd12 not in the runtime stage" Dockerfile 's/ libmicrohttpd12//' \
+        'runtime stage does not install libmicrohttpd12' c dockerfile-packages @B@
+    broken "Dockerfile: libmicrohttpd-dev not in the build stage" Dockerfile 's/ libmicrohttpd-dev//' \
+        'build stage does not install libmicrohttpd-dev' c dockerfile-packages @B@
+fi
+broken "Dockerfile: USER by name" Dockerfile 's/^USER .*/USER greet/' 'not a numeric' c dockerfile-misc @B@
+broken "Dockerfile: installed under another PREFIX than compiled" Dockerfile \
+    's/PREFIX=\/usr\/local DESTDIR/PREFIX=\/opt\/greet DESTDIR/' 'several PREFIXes' c dockerfile-misc @B@
+
+tests_summary
