@@ -255,6 +255,53 @@ static const struct option *find_flag(enum config_program program, const char *f
     return NULL;
 }
 
+/* Secrets from files: a URL setting NAME may come from the file that
+ * NAME_FILE names instead, the convention of Docker and Kubernetes
+ * secrets.  The file holds the value; one trailing newline is dropped. */
+#define SECRET_FILE_MAX 8192
+
+enum secret_source { SECRET_NONE, SECRET_READ, SECRET_ERROR };
+
+static enum secret_source secret_from_file(const struct option *opt, config_getenv_fn environ_get,
+                                           const char *from_env, char *out, char *err,
+                                           size_t errlen)
+{
+    char name[96];
+    const char *path;
+    FILE *f;
+    size_t len;
+
+    snprintf(name, sizeof name, "%s_FILE", opt->env);
+    path = environ_get(name);
+    if (path == NULL || path[0] == '\0')
+        return SECRET_NONE;
+    if (from_env != NULL && from_env[0] != '\0') {
+        set_error(err, errlen, "%s and %s are both set: give one", opt->env, name);
+        return SECRET_ERROR;
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        set_error(err, errlen, "%s: cannot read '%s': %s", name, path, strerror(errno));
+        return SECRET_ERROR;
+    }
+    len = fread(out, 1, SECRET_FILE_MAX + 1, f);
+    fclose(f);
+    if (len > SECRET_FILE_MAX) {
+        set_error(err, errlen, "%s: '%s' is longer than %d bytes", name, path, SECRET_FILE_MAX);
+        return SECRET_ERROR;
+    }
+    if (len > 0 && out[len - 1] == '\n')
+        len--;
+    if (len > 0 && out[len - 1] == '\r')
+        len--;
+    out[len] = '\0';
+    if (len == 0 || memchr(out, '\0', len) != NULL || memchr(out, '\n', len) != NULL) {
+        set_error(err, errlen, "%s: '%s' must hold the value on one line", name, path);
+        return SECRET_ERROR;
+    }
+    return SECRET_READ;
+}
+
 static bool validate_queue(const char *label, const char *name, char *err, size_t errlen)
 {
     size_t len = strlen(name);
@@ -364,11 +411,23 @@ enum config_status config_load(struct config *cfg, enum config_program program,
         const struct option *opt = &options[i];
         const char *value = opt->default_value;
         const char *from_env = opt->env ? environ_get(opt->env) : NULL;
+        char from_file[SECRET_FILE_MAX + 1];
 
         if (!(opt->programs & program))
             continue;
         if (from_env != NULL && from_env[0] != '\0')
             value = from_env;
+        if (opt->url != URL_NONE) {
+            switch (secret_from_file(opt, environ_get, from_env, from_file, err, errlen)) {
+            case SECRET_NONE:
+                break;
+            case SECRET_READ:
+                value = from_file;
+                break;
+            case SECRET_ERROR:
+                return CONFIG_ERROR;
+            }
+        }
         if (value != NULL && !set_option(cfg, opt, value, err, errlen))
             return CONFIG_ERROR;
     }
@@ -462,7 +521,9 @@ void config_usage(FILE *out, enum config_program program, const char *name, cons
             continue;
         snprintf(left, sizeof left, "--%s%s", opt->flag, opt->type == OPT_BOOL ? "" : " VALUE");
         fprintf(out, "  %-26s %s", left, opt->help);
-        if (opt->env)
+        if (opt->env && opt->url != URL_NONE)
+            fprintf(out, " [%s, or a file named by %s_FILE]", opt->env, opt->env);
+        else if (opt->env)
             fprintf(out, " [%s]", opt->env);
         if (opt->default_value && opt->default_value[0] != '\0' && opt->type != OPT_BOOL &&
             strcmp(opt->default_value, "0") != 0)

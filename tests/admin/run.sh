@@ -64,15 +64,6 @@ jq_lines() {
     jq -r "$2" "$WORK/$1.out"
 }
 
-start_worker() {
-    local name=$1
-    shift
-    env "$@" "$BIN/greet-worker" >"$WORK/$name.log" 2>&1 &
-    LAST_PID=$!
-    WORKER_PIDS+=("$LAST_PID")
-    wait_for 10 grep -q 'event=consumer.started' "$WORK/$name.log"
-}
-
 # dead_by_limit QUEUE COUNT PREFIX: COUNT valid jobs that the broker
 # dead-letters into greet.dead by the delivery limit, the way a job that
 # crashes every worker ends.  They go to QUEUE, a jobs queue with a limit

@@ -30,17 +30,6 @@ echo "# starting RabbitMQ and PostgreSQL in $WORK"
 check "servers start" servers_start "$WORK/servers" || exit 1
 check "schema and sample users load" eval 'servers_load_schema && servers_load_samples' || exit 1
 
-# start_worker NAME [VAR=value...]: a worker in the background, its log in
-# $WORK/NAME.log; sets LAST_PID.
-start_worker() {
-    local name=$1
-    shift
-    env "$@" "$BIN/greet-worker" >"$WORK/$name.log" 2>&1 &
-    LAST_PID=$!
-    WORKER_PIDS+=("$LAST_PID")
-    wait_for 10 grep -q 'event=consumer.started' "$WORK/$name.log"
-}
-
 # send ARGS...: one job through greet-producer --wait; prints the reply.
 send() {
     "$BIN/greet-producer" --wait --timeout 15 "$@" 2>>"$WORK/producer.err"

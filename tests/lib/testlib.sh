@@ -112,3 +112,15 @@ finish_workdir() {
 no_sanitizer_report() {
     ! grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$@" 2>/dev/null
 }
+
+# start_worker NAME [VAR=value...]: a worker in the background, its log in
+# $WORK/NAME.log, once it consumes; sets LAST_PID and adds it to
+# WORKER_PIDS (the caller's clean-up stops them).
+start_worker() {
+    local name=$1
+    shift
+    env "$@" "$BIN/greet-worker" >"$WORK/$name.log" 2>&1 &
+    LAST_PID=$!
+    WORKER_PIDS+=("$LAST_PID")
+    wait_for 10 grep -q 'event=consumer.started' "$WORK/$name.log"
+}

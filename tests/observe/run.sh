@@ -51,15 +51,16 @@ answers() {
     [ "$(code "$1")" = "$2" ]
 }
 
-# start_worker LOG [VAR=value...]: the worker with its port, in the background.
-start_worker() {
+# start_http_worker LOG [VAR=value...]: the worker with its port, in the
+# background (not waited for: the endpoints are what is tested).
+start_http_worker() {
     local log=$1
     shift
     env GREET_HTTP_ADDR="127.0.0.1:$HTTP_PORT" "$@" "$BIN/greet-worker" >>"$WORK/$log" 2>&1 &
     WORKER_PID=$!
 }
 
-stop_worker() {
+stop_http_worker() {
     stop_pids $WORKER_PID
     WORKER_PID=""
 }
@@ -71,7 +72,7 @@ check_match "... naming the variable and what is wrong" "$out" \
     "GREET_HTTP_ADDR \\(--http-addr\\): 'example.com:9464': 'example.com' is not an IPv4 address"
 
 # ---- 2. the endpoints ----------------------------------------------------
-start_worker w.log
+start_http_worker w.log
 check "the worker answers /healthz" wait_for 10 answers /healthz 200
 check "... and /readyz once connected and consuming" wait_for 10 answers /readyz 200
 check_eq "/readyz says ready" "$(curl -s "$URL/readyz")" "ready"
@@ -156,53 +157,48 @@ watch_health() {
     done >"$2"
 }
 
-watch_health 12 "$WORK/health.broker" &
-watcher=$!
-sleep 1
-rabbit_stop_now
-check "broker down: /readyz goes 503" wait_for 10 answers /readyz 503
-check_match "... saying why" "$(curl -s "$URL/readyz")" '^not connected to the broker'
-check_eq "... and the ready gauge says 0" "$(curl -s "$URL/metrics" | grep '^greet_ready ')" "greet_ready 0"
-sleep 2
-rabbit_start
-check "broker back: /readyz 200 again" wait_for 15 answers /readyz 200
-wait $watcher
-check_eq "/healthz stayed 200 through the broker outage" \
-    "$(awk '$1 != 200' "$WORK/health.broker" | wc -l)" 0
-check "... while /readyz was 503 in it" grep -q ' 503$' "$WORK/health.broker"
+# outage NAME SERVER STOP START DOWN-SECONDS: the server stopped and
+# started while /healthz and /readyz are watched; /readyz must go 503
+# saying "not connected to the SERVER" and come back, /healthz stay 200.
+outage() {
+    local name=$1 server=$2 stop=$3 start=$4 down=$5 watcher
+    watch_health $((down + 9)) "$WORK/health.$name" &
+    watcher=$!
+    sleep 1
+    $stop
+    check "$name down: /readyz goes 503" wait_for 10 answers /readyz 503
+    check_match "... saying why" "$(curl -s "$URL/readyz")" "^not connected to the $server"
+    check_eq "... and the ready gauge says 0" "$(curl -s "$URL/metrics" | grep '^greet_ready ')" "greet_ready 0"
+    sleep "$down"
+    $start
+    check "$name back: /readyz 200 again" wait_for 15 answers /readyz 200
+    wait $watcher
+    check_eq "/healthz stayed 200 through the $name outage" \
+        "$(awk '$1 != 200' "$WORK/health.$name" | wc -l)" 0
+    check "... while /readyz was 503 in it" grep -q ' 503$' "$WORK/health.$name"
+}
 
-watch_health 10 "$WORK/health.db" &
-watcher=$!
-sleep 1
-pg_stop
-check "database down: /readyz goes 503" wait_for 10 answers /readyz 503
-check_match "... saying why" "$(curl -s "$URL/readyz")" '^not connected to the database'
-sleep 1
-pg_start
-check "database back: /readyz 200 again" wait_for 15 answers /readyz 200
-wait $watcher
-check_eq "/healthz stayed 200 through the database outage" \
-    "$(awk '$1 != 200' "$WORK/health.db" | wc -l)" 0
-check "... while /readyz was 503 in it" grep -q ' 503$' "$WORK/health.db"
+outage broker broker rabbit_stop_now rabbit_start 2
+outage database database pg_stop pg_start 1
 check "Prometheus counted the reconnect (greet_broker_connects_total 2)" \
     wait_for 10 query_is 'greet_broker_connects_total' 2
 
 # ---- 5. a stalled loop fails /healthz; SIGTERM ends /readyz --------------
-stop_worker
+stop_http_worker
 if grep -q -a GREET_FAULT_STALL_JOB "$BIN/greet-worker"; then
-    start_worker stall.log GREET_FAULT_STALL_JOB=stall-1 GREET_FAULT_STALL_SECONDS=6 GREET_FAULT_STALL_LIMIT=2
+    start_http_worker stall.log GREET_FAULT_STALL_JOB=stall-1 GREET_FAULT_STALL_SECONDS=6 GREET_FAULT_STALL_LIMIT=2
     wait_for 10 answers /healthz 200
     "$BIN/greet-producer" --count 1 --id-prefix stall --users 1 2>/dev/null
     check "a loop stalled past the limit: /healthz 503" wait_for 5 answers /healthz 503
     check_match "... saying so" "$(curl -s "$URL/healthz")" '^stalled: the event loop has not turned for [0-9.]+ s'
     check "once it turns again: /healthz 200" wait_for 10 answers /healthz 200
-    stop_worker
+    stop_http_worker
 else
     skip "a stalled loop fails /healthz" "not a fault-injection build ($BIN)"
 fi
-start_worker term.log GREET_SHUTDOWN_TIMEOUT=3
+start_http_worker term.log GREET_SHUTDOWN_TIMEOUT=3
 wait_for 10 answers /readyz 200
-stop_worker
+stop_http_worker
 check_eq "after SIGTERM the port is closed" "$(code /healthz)" 000
 
 # ---- 6. bad clients cost the job loop nothing --------------------------------
@@ -216,7 +212,7 @@ drain() {
     shift
     "$BIN/greet-producer" --count $M --users 12 --id-prefix "$label" >/dev/null 2>>"$WORK/producer.err"
     "$TOOLS/mqtool" purge greet.replies >/dev/null
-    start_worker "drain-$label.log"
+    start_http_worker "drain-$label.log"
     wait_for 10 answers /readyz 200
     if [ $# -gt 0 ]; then
         "$TOOLS/httpabuse" "$HTTP_PORT" "$@" >"$WORK/abuse-$label.out" 2>&1 &
@@ -229,7 +225,7 @@ drain() {
     ended=$(date +%s.%N)
     cpu1=$(awk '{ print $14 + $15 }' "/proc/$WORKER_PID/task/$WORKER_PID/stat")
     [ -n "$abuser" ] && wait $abuser
-    stop_worker
+    stop_http_worker
     awk -v l="$label" -v s="$started" -v e="$ended" -v c0="$cpu0" -v c1="$cpu1" \
         -v t="$(getconf CLK_TCK)" -v m=$M \
         'BEGIN { printf "%s %.0f %.2f\n", l, m / (e - s), (c1 - c0) / t / m * 1e6 }' >>"$WORK/drains"

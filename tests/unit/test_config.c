@@ -5,7 +5,10 @@
 #include "mq_url.h"
 #include "suites.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct config_urls urls = {mq_url_list_mask, db_url_mask};
 
@@ -234,6 +237,90 @@ START_TEST(test_url_checkers)
 }
 END_TEST
 
+/* Secrets from files (AMQP_URL_FILE, DATABASE_URL_FILE): what a file may
+ * hold, and the errors that name the variable and the file. */
+static const struct {
+    const char *content; /* NULL: no file at that path */
+    size_t len;          /* 0: strlen(content) */
+    bool also_plain;     /* AMQP_URL set as well */
+    const char *want;    /* the URL loaded, or NULL for an error */
+    const char *error_has;
+} secret_files[] = {
+    {"amqp://u:p@h:5672/\n", 0, false, "amqp://u:p@h:5672/", NULL},
+    {"amqp://u:p@h:5672/", 0, false, "amqp://u:p@h:5672/", NULL},
+    {"amqp://u:p@h:5672/\r\n", 0, false, "amqp://u:p@h:5672/", NULL},
+    {"amqp://a:1@h1/,amqp://b:2@h2/\n", 0, false, "amqp://a:1@h1/,amqp://b:2@h2/", NULL},
+    {NULL, 0, false, NULL, "AMQP_URL_FILE: cannot read"},
+    {"", 0, false, NULL, "must hold the value on one line"},
+    {"\n", 0, false, NULL, "must hold the value on one line"},
+    {"amqp://h/\namqp://g/\n", 0, false, NULL, "must hold the value on one line"},
+    {"amqp://h/\0x", 11, false, NULL, "must hold the value on one line"},
+    {"amqp://u:p@h:5672/\n", 0, true, NULL, "AMQP_URL and AMQP_URL_FILE are both set"},
+    {"http://u:secret@h/\n", 0, false, NULL, "AMQP_URL (--amqp-url)"},
+};
+
+START_TEST(test_secret_files)
+{
+    char path[] = "/tmp/greet-cfg-XXXXXX", env_file[64], env_plain[] = "AMQP_URL=amqp://x/";
+    const char *env[3] = {env_file, NULL, NULL};
+    const char *argv[] = {"w", NULL};
+    struct config cfg;
+    char err[512] = "";
+    enum config_status status;
+    int fd = mkstemp(path);
+
+    ck_assert(fd >= 0);
+    if (secret_files[_i].content != NULL) {
+        size_t len = secret_files[_i].len ? secret_files[_i].len : strlen(secret_files[_i].content);
+        ck_assert(write(fd, secret_files[_i].content, len) == (ssize_t)len);
+    } else {
+        unlink(path);
+    }
+    close(fd);
+    snprintf(env_file, sizeof env_file, "AMQP_URL_FILE=%s", path);
+    if (secret_files[_i].also_plain)
+        env[1] = env_plain;
+    fake_environ = env;
+    status =
+        config_load(&cfg, PROGRAM_WORKER, &urls, 1, (char **)argv, fake_getenv, err, sizeof err);
+    if (secret_files[_i].want != NULL) {
+        ck_assert_msg(status == CONFIG_OK, "%s", err);
+        ck_assert_str_eq(cfg.amqp_url, secret_files[_i].want);
+        config_free(&cfg);
+    } else {
+        ck_assert(status == CONFIG_ERROR);
+        ck_assert_msg(strstr(err, secret_files[_i].error_has) != NULL, "%s", err);
+        ck_assert_msg(strstr(err, "secret") == NULL && strstr(err, "u:p@") == NULL,
+                      "a password in: %s", err);
+    }
+    unlink(path);
+}
+END_TEST
+
+/* Longer than a secret can be: refused, not cut. */
+START_TEST(test_secret_file_too_long)
+{
+    char path[] = "/tmp/greet-cfg-XXXXXX", env_file[64], text[9000];
+    const char *env[2] = {env_file, NULL};
+    const char *argv[] = {"w", NULL};
+    struct config cfg;
+    char err[512] = "";
+    int fd = mkstemp(path);
+
+    ck_assert(fd >= 0);
+    memset(text, 'a', sizeof text);
+    ck_assert(write(fd, text, sizeof text) == (ssize_t)sizeof text);
+    close(fd);
+    snprintf(env_file, sizeof env_file, "DATABASE_URL_FILE=%s", path);
+    fake_environ = env;
+    ck_assert(config_load(&cfg, PROGRAM_WORKER, &urls, 1, (char **)argv, fake_getenv, err,
+                          sizeof err) == CONFIG_ERROR);
+    ck_assert_msg(strstr(err, "DATABASE_URL_FILE") && strstr(err, "longer than 8192 bytes"), "%s",
+                  err);
+    unlink(path);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -243,6 +330,8 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_values_and_precedence);
     tcase_add_test(tc, test_url_checkers);
     tcase_add_test(tc, test_log_level_defaults);
+    tcase_add_loop_test(tc, test_secret_files, 0, sizeof secret_files / sizeof secret_files[0]);
+    tcase_add_test(tc, test_secret_file_too_long);
     suite_add_tcase(s, tc);
     return s;
 }
