@@ -17,11 +17,18 @@ _port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A free port in 20000-59999; the caller binds it soon after.
+# A free port below the kernel's ephemeral range (32768-60999 by default);
+# the caller binds it soon after.  Not inside that range: between the
+# check and the bind, any outgoing connection on the machine may be given
+# the port as its local one (a cluster node once failed to start with its
+# distribution port taken, "not_erlang").
 free_port() {
-    local port tries=0
+    local port tries=0 low=32768 span
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null
+    span=$((low - 10000))
+    [ "$span" -lt 2000 ] && span=2000 # a machine with a wide ephemeral range: take the risk
     while [ $tries -lt 200 ]; do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % span))
         if _port_free "$port" && ! grep -qx "$port" "$SERVERS_DIR/ports" 2>/dev/null; then
             echo "$port" >>"$SERVERS_DIR/ports"
             echo "$port"
