@@ -53,7 +53,9 @@ export GREET_SHUTDOWN_DEFAULT GREET_JOBS_QUEUE_DEFAULT GREET_WORKER_VARS GREET_P
     GREET_SOURCE_DIRS GREET_BUILD_PACKAGES GREET_RUNTIME_PACKAGES
 GREET_SHUTDOWN_DEFAULT=$(help_default GREET_SHUTDOWN_TIMEOUT)
 GREET_JOBS_QUEUE_DEFAULT=$(help_default GREET_JOBS_QUEUE)
-GREET_WORKER_VARS=$(grep -o '\[[A-Z][A-Z0-9_]*\]' <<<"$HELP" | tr -d '[]' | sort -u | tr '\n' ' ')
+# "[VAR]", or for a secret "[VAR, or a file named by VAR_FILE]": both read.
+GREET_WORKER_VARS=$(grep -oE '\[[A-Z][A-Z0-9_]*(, or a file named by [A-Z][A-Z0-9_]*)?\]' <<<"$HELP" |
+    grep -oE '[A-Z][A-Z0-9_]{2,}' | sort -u | tr '\n' ' ')
 check_match "greet-worker --help: default shutdown deadline (seconds) and jobs queue" \
     "$GREET_SHUTDOWN_DEFAULT $GREET_JOBS_QUEUE_DEFAULT" '^[0-9]+ [^ ]+$'
 [ -n "$PYTHON" ]
