@@ -292,6 +292,7 @@ START_TEST(test_secret_files)
         ck_assert_msg(strstr(err, secret_files[_i].error_has) != NULL, "%s", err);
         ck_assert_msg(strstr(err, "secret") == NULL && strstr(err, "u:p@") == NULL,
                       "a password in: %s", err);
+        config_free(&cfg); /* what was loaded before the error */
     }
     unlink(path);
 }
@@ -317,6 +318,7 @@ START_TEST(test_secret_file_too_long)
                           sizeof err) == CONFIG_ERROR);
     ck_assert_msg(strstr(err, "DATABASE_URL_FILE") && strstr(err, "longer than 8192 bytes"), "%s",
                   err);
+    config_free(&cfg);
     unlink(path);
 }
 END_TEST
