@@ -67,6 +67,7 @@ struct producer {
     size_t *resend;
     size_t n_resend, resend_cap;
     bool out_of_memory; /* in a confirms callback */
+    bool stale_channel; /* in a confirms callback: a job refused twice */
     /* Jobs the broker refused (basic.nack), to send again at a time
      * (confirms.h): per job its nacks so far (allocated at the first). */
     unsigned char *nacks;
@@ -394,8 +395,18 @@ static void on_settled(void *ctx, uint64_t job, enum confirm_outcome outcome)
         break;
     case CONFIRM_NACKED:
         /* Maybe only for the moment (a quorum queue electing a leader). */
-        if (defer_resend(p, (size_t)job))
+        if (defer_resend(p, (size_t)job)) {
+            /* The worker's rule (worker.c): a queue of ours refusing the
+             * same message twice speaks for a stale channel -- one opened
+             * on a surviving node just after a node loss had every
+             * publish nacked for as long as it was open, longer than the
+             * retries last.  A new connection gets a new channel; once
+             * per job, so a queue that is really full cannot make a
+             * loop of it. */
+            if (p->nacks[job] == 2)
+                p->stale_channel = true;
             break;
+        }
         job_at(p, (size_t)job, &body, &len, &id);
         snprintf(why, sizeof why, "the broker refused it (basic.nack) all %d times it was sent",
                  CONFIRMS_NACK_RETRIES + 1);
@@ -599,6 +610,11 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
             mq_saw_input(p->link.mq, now);
         if (!handle_events(p, now, err, errlen))
             goto lost;
+        if (p->stale_channel) {
+            p->stale_channel = false;
+            snprintf(err, errlen, "the broker keeps refusing jobs to the jobs queue");
+            goto lost;
+        }
         if (!mq_heartbeat_ok(p->link.mq, now)) {
             snprintf(err, errlen, "missed broker heartbeats");
             goto lost;
