@@ -38,8 +38,8 @@ static unsigned long long finished; /* jobs whose replies are confirmed */
 static void on_settled(void *ctx, uint64_t slot, enum confirm_outcome outcome)
 {
     (void)ctx;
-    if (ledger_confirmed(&ledger, (unsigned)slot, false, outcome != CONFIRM_ACKED, 0) ==
-        LEDGER_FINISHED)
+    if (ledger_confirmed(&ledger, (unsigned)slot, false, outcome != CONFIRM_ACKED,
+                         false /* may retry */, 0) == LEDGER_FINISHED)
         finished++;
 }
 

@@ -176,7 +176,7 @@ void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool 
 }
 
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
-                                            bool nacked, double now)
+                                            bool nacked, bool may_retry, double now)
 {
     struct ledger_entry *e = &l->entries[slot];
 
@@ -186,7 +186,7 @@ enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, boo
     if (nacked && dead_copy) {
         e->must_return = true;
     } else if (nacked && !e->dead_copy) {
-        if (e->nacks < CONFIRMS_NACK_RETRIES && e->publishes == 0) {
+        if (may_retry && e->nacks < CONFIRMS_NACK_RETRIES && e->publishes == 0) {
             e->nacks++;
             e->retry_at = now + confirms_retry_delay(e->nacks);
             set_state(l, e, LEDGER_WAITING);

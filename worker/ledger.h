@@ -79,9 +79,13 @@ enum ledger_confirm_result {
     LEDGER_RETRY,          /* its reply was refused: it waits to be answered again */
 };
 
-/* A refused reply (basic.nack) is answered again after a wait, up to
- * CONFIRMS_NACK_RETRIES times (confirms.h), before the job gets its dead
- * copy. */
+/* A refused reply (basic.nack) that may_retry (one to our own reply
+ * queue, where a refusal can pass: a quorum queue electing a leader) is
+ * answered again after a wait, up to CONFIRMS_NACK_RETRIES times
+ * (confirms.h), before the job gets its dead copy.  Any other refusal is
+ * final at once: a job waiting for a retry keeps every job delivered
+ * after it from the multiple ack, and a queue of the job's choosing that
+ * refuses (full, reject-publish) is no reason to slow the others. */
 
 bool ledger_init(struct ledger *l, unsigned cap);
 void ledger_free(struct ledger *l);
@@ -111,7 +115,7 @@ enum ledger_failure {
 int ledger_lookup_failed(struct ledger *l, enum ledger_failure why);
 void ledger_published(struct ledger *l, unsigned slot, unsigned publishes, bool dead_copy);
 enum ledger_confirm_result ledger_confirmed(struct ledger *l, unsigned slot, bool dead_copy,
-                                            bool nacked, double now);
+                                            bool nacked, bool may_retry, double now);
 void ledger_mark_acked(struct ledger *l, unsigned slot); /* an early ack (fault injection) */
 void ledger_returned(struct ledger *l, unsigned slot);   /* rejected back to the queue */
 /* The broker connection is gone, and with it every delivery in hand (the

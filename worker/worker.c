@@ -408,12 +408,14 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
 
     histogram_observe(&w->metrics.confirm_seconds, now - s->published_at);
     switch (ledger_confirmed(&w->ledger, slot, dead_copy, outcome != CONFIRM_ACKED,
+                             strcmp(field(s, F_REPLY_QUEUE), w->cfg->reply_queue) == 0,
                              outcome != CONFIRM_ACKED ? now : 0)) {
     case LEDGER_PENDING:
         break;
     case LEDGER_RETRY:
-        /* Refused, maybe for the moment only (a quorum queue electing a
-         * new leader): answered again after a wait (ledger.h). */
+        /* Our own reply queue refused it, maybe for the moment only (a
+         * quorum queue electing a new leader): answered again after a
+         * wait (ledger.h). */
         w->stats->replies_retried++;
         log_begin(&line, LOG_WARN, "reply.nacked");
         log_str(&line, "job_id", field(s, F_JOB_ID));
@@ -425,9 +427,8 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
          * the broker speaks for a channel gone stale (in the cluster
          * suite, one opened on a surviving node just after the leader's
          * node died had every publish to the queue nacked for as long as
-         * it was open).  A new connection gets a new channel; a reply_to
-         * queue of the job's own choosing never causes one. */
-        if (entry->nacks == 2 && strcmp(field(s, F_REPLY_QUEUE), w->cfg->reply_queue) == 0)
+         * it was open).  A new connection gets a new channel. */
+        if (entry->nacks == 2)
             broker_failed(w, "the broker keeps refusing replies to our reply queue");
         break;
     case LEDGER_FINISHED:
@@ -443,11 +444,11 @@ static void on_settled(void *ctx, uint64_t owner, enum confirm_outcome outcome)
         }
         break;
     case LEDGER_NEED_DEAD_COPY:
-        /* The broker refused the reply (basic.nack) every time it was
-         * asked (a full queue with reject-publish, say).  The broker
-         * itself is fine, so no reconnect; the job goes to the dead
-         * queue, where it can be replayed once its reply queue takes
-         * messages again. */
+        /* The broker refused the reply (basic.nack) for good: a queue of
+         * the job's choosing at once (a full queue with reject-publish,
+         * say), ours after its retries.  The broker itself is fine, so
+         * no reconnect; the job goes to the dead queue, where it can be
+         * replayed once its reply queue takes messages again. */
         w->stats->replies_refused++;
         snprintf(detail, sizeof detail, "the broker refused the reply to queue '%s' (basic.nack)",
                  field(s, F_REPLY_QUEUE));

@@ -8,7 +8,9 @@
  *                            entry now known bad, "= -" none
  *   run TAG                  a picked suspect is decoded and started
  *   pub TAG N [dead]         N publishes for TAG (dead: a dead copy)
- *   conf TAG reply|dead ack|nack   "= pending|finished|deadcopy|return|retry"
+ *   conf TAG reply|foreign|dead ack|nack   "= pending|finished|deadcopy|return|retry"
+ *                            (reply: to our reply queue, where a refusal may
+ *                            pass; foreign: to a queue of the job's choosing)
  *   time T                   the clock (seconds) for next and conf; 0 at first
  *   retryat                  "= T": the earliest retry after now (0: none)
  *   returned TAG             handed back with basic.reject
@@ -75,6 +77,17 @@ static const struct ledger_case cases[] = {
       "next = idle", "time 0.25", "next = lookup 1", "pub 1 1", "conf 1 reply nack = retry",
       "retryat = 0.75", "time 0.74", "next = idle", "time 0.75", "next = lookup 1", "pub 1 1",
       "conf 1 reply nack = retry", "retryat = 1.75"}},
+    {"a reply to a queue of the job's choosing refused: a dead copy at once",
+     {"add 1", "next = lookup 1", "pub 1 1", "conf 1 foreign nack = deadcopy", "next = idle",
+      "retryat = 0", "pub 1 1 dead", "conf 1 dead ack = finished", "acks = 1 |"}},
+    {"a refused foreign reply makes no job behind it wait for a single ack",
+     {"add 1", "add 2", "add 3", "next = lookup 1 2 3", "pub 1 1", "pub 2 1", "pub 3 1",
+      "conf 1 foreign nack = deadcopy", "conf 2 reply ack = finished",
+      "conf 3 reply ack = finished", "pub 1 1 dead", "acks = 0 | 2 3", "conf 1 dead ack = finished",
+      "acks = 1 |"}},
+    {"a foreign reply refused, and its dead copy too: handed back at once",
+     {"add 1", "next = lookup 1", "pub 1 1", "conf 1 foreign nack = deadcopy", "pub 1 1 dead",
+      "conf 1 dead nack = return", "returned 1", "acks = 0 |"}},
     {"refused seven times: a dead copy, then it finishes",
      {"add 1",        "next = lookup 1",
       "pub 1 1",      "conf 1 reply nack = retry",
@@ -390,8 +403,9 @@ static void run_step(struct ledger *l, const char *step, char *got, size_t gotle
         ledger_published(l, (unsigned)slot, (unsigned)atoi(b), strcmp(c, "dead") == 0);
     } else if (strcmp(op, "conf") == 0) {
         static const char *const results[] = {"pending", "finished", "deadcopy", "return", "retry"};
-        enum ledger_confirm_result r = ledger_confirmed(l, (unsigned)slot, strcmp(b, "dead") == 0,
-                                                        strcmp(c, "nack") == 0, now);
+        enum ledger_confirm_result r =
+            ledger_confirmed(l, (unsigned)slot, strcmp(b, "dead") == 0, strcmp(c, "nack") == 0,
+                             strcmp(b, "reply") == 0 /* may retry */, now);
         snprintf(got, gotlen, "%s", results[r]);
     } else if (strcmp(op, "returned") == 0) {
         ledger_returned(l, (unsigned)slot);
