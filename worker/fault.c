@@ -10,6 +10,7 @@
 
 static const char *crash_job, *stall_job;
 static bool ack_early;
+static double stall_seconds = 5;
 
 void fault_init(void)
 {
@@ -17,6 +18,8 @@ void fault_init(void)
 
     crash_job = getenv("GREET_FAULT_CRASH_JOB");
     stall_job = getenv("GREET_FAULT_STALL_JOB");
+    if (getenv("GREET_FAULT_STALL_SECONDS") != NULL)
+        stall_seconds = strtod(getenv("GREET_FAULT_STALL_SECONDS"), NULL);
     ack_early = early != NULL && strcmp(early, "1") == 0;
     if (crash_job != NULL || ack_early || stall_job != NULL)
         log_msg(LOG_WARN, "fault.injection", "fault-injection build with a fault armed");
@@ -37,11 +40,10 @@ bool fault_ack_early(void)
 
 void fault_stall_check(const char *job_id)
 {
-    const char *seconds = getenv("GREET_FAULT_STALL_SECONDS");
-    double s = seconds != NULL ? strtod(seconds, NULL) : 5;
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
     if (stall_job != NULL && strcmp(stall_job, job_id) == 0) {
+        double s = stall_seconds;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+
         log_msg(LOG_ERROR, "fault.stall", job_id);
         while (nanosleep(&ts, &ts) != 0)
             ;
