@@ -1,5 +1,6 @@
 /* cmd_status.c - greet-admin status: the queues, and whether the broker's
- * topology is the one the programs declare. */
+ * topology is the one the programs declare; greet-admin declare: declare
+ * it, for programs whose broker user may not (least privilege). */
 #include "buf.h"
 #include "clock.h"
 #include "commands.h"
@@ -24,6 +25,30 @@ bool cmd_connect(struct link *link, const struct config *cfg, const char *name, 
     mq_url_mask(link->settings.url, url, sizeof url, NULL, 0);
     fprintf(stderr, "%s: broker %s: %s\n", name, url, link->error);
     return false;
+}
+
+/* The link's set-up (link.h): the topology, declared as the programs do. */
+static bool declare_topology(struct mq *mq, void *ctx, char *err, size_t errlen)
+{
+    const struct link *link = ctx;
+
+    return mq_declare_topology(mq, &link->topology, err, errlen);
+}
+
+int cmd_declare(const struct config *cfg, enum rows_format format)
+{
+    static const char name[] = "greet-admin declare";
+    char url[256];
+    struct link link;
+
+    (void)format;
+    if (!cmd_connect(&link, cfg, name, declare_topology, &link))
+        return 1;
+    mq_describe(link.mq, url, sizeof url);
+    link_close(&link);
+    fprintf(stderr, "%s: %s, %s and %s declared (%s)\n", name, cfg->jobs_queue, cfg->reply_queue,
+            cfg->dead_queue, url);
+    return 0;
 }
 
 static const char *state_name(enum mq_queue_state state)

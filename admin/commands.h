@@ -19,6 +19,7 @@ bool cmd_connect(struct link *link, const struct config *cfg, const char *name, 
 /* status: each queue's depth, consumers, and whether it is declared as the
  * programs declare it; 1 when a queue differs or is missing. */
 int cmd_status(const struct config *cfg, enum rows_format format);
+int cmd_declare(const struct config *cfg, enum rows_format format);
 
 /* dead list / replay / purge: see cmd_dead.c. */
 int cmd_dead_list(const struct config *cfg, enum rows_format format);

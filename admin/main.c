@@ -1,5 +1,5 @@
 /* greet-admin: the operator's commands, one program with subcommands
- * (status, dead list|replay|purge, migrate).  The words that name the
+ * (status, declare, dead list|replay|purge, migrate).  The words that name the
  * subcommand come first; what follows is loaded like any program's
  * configuration (config.h: the environment, then flags).  Parse, check,
  * run one command, report. */
@@ -46,6 +46,12 @@ static const struct subcommand {
      "the queues' depths and consumers; exit 1 unless the topology is as declared",
      "Each queue's depth and consumer count, and whether the broker's topology is the one the\n"
      "worker declares (the queues exist, with the same arguments).  Exit 1 when it is not."},
+    {"declare", "greet-admin declare", 0, cmd_declare,
+     "declare the three queues as the programs do; for least-privilege users",
+     "Declares the jobs, reply and dead-letter queues with the arguments the programs use\n"
+     "(idempotent; exit 1 when one exists with other arguments).  Run it as a broker user that\n"
+     "may configure them (greet-admin in deploy/rabbitmq/greet-users.sh) before workers,\n"
+     "producers and subscribers whose users may not declare."},
     {"dead list", "greet-admin dead list", TAKES_ERROR | TAKES_JOB_ID | TAKES_LIMIT, cmd_dead_list,
      "the dead jobs and how they died, left in place [--error --job-id --limit]",
      "The dead jobs: job_id, how they died (poison, reply_refused, delivery_limit...), the\n"

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Least privilege against real servers started here in a temp dir: the
+# broker users of deploy/rabbitmq/greet-users.sh (set through a real
+# management API) do their jobs -- a worker answers, a producer enqueues
+# and waits, a subscriber reads, greet-admin declares and inspects -- and
+# each is refused what it has no business doing, tried with another
+# client (pika), not ours.  The database: greet_worker reads the two
+# preference tables and nothing else, and cannot migrate.
+#
+#     GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/security/run.sh
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${GREET_BIN:-$ROOT/bin}
+TOOLS=${GREET_TOOLS:-$ROOT/build/release/tests}
+. "$ROOT/scripts/lib/servers.sh"
+. "$ROOT/tests/lib/testlib.sh"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/greet-security.XXXXXX")
+chmod 755 "$WORK" # the servers run as their own users
+WORKER_PIDS=()
+PY=/usr/bin/python3 # Debian's, with python3-pika
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export GREET_HEARTBEAT=5 GREET_STATS_INTERVAL=0
+unset GREET_JOBS_QUEUE GREET_REPLY_QUEUE GREET_DEAD_QUEUE AMQP_URL_FILE DATABASE_URL_FILE
+
+cleanup() {
+    stop_pids "${WORKER_PIDS[@]}"
+    servers_stop
+    finish_workdir "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "# starting RabbitMQ (with its management API) and PostgreSQL in $WORK"
+SERVERS_DIR=$WORK/servers
+servers_prepare_dir "$SERVERS_DIR" || exit 1
+MGMT_PORT=$(free_port) || exit 1
+RABBIT_PLUGINS=rabbitmq_management
+RABBIT_EXTRA_CONF="management.tcp.ip = 127.0.0.1
+management.tcp.port = $MGMT_PORT"
+check "servers start" eval 'pg_start && rabbit_start' || exit 1
+check "the management API answers" \
+    wait_for 30 curl -sf -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview" -o /dev/null
+check "schema loaded" servers_load_schema
+GUEST_URL=$AMQP_URL
+broker=127.0.0.1:$RABBIT_PORT
+url() { # url USER: the AMQP URL of a greet-users.sh user
+    echo "amqp://$1:pw-$1@$broker/"
+}
+
+# ---- the users --------------------------------------------------------------
+echo "# greet-users.sh"
+printf 'pw-greet-worker\n' >"$WORK/worker.pw"
+users() {
+    env RABBITMQ_API="http://127.0.0.1:$MGMT_PORT" RABBITMQ_API_USER=guest RABBITMQ_API_PASSWORD=guest \
+        GREET_ADMIN_AMQP_PASSWORD=pw-greet-admin GREET_WORKER_AMQP_PASSWORD_FILE="$WORK/worker.pw" \
+        GREET_PRODUCER_AMQP_PASSWORD=pw-greet-producer GREET_SUBSCRIBER_AMQP_PASSWORD=pw-greet-subscriber \
+        "$@" "$ROOT/deploy/rabbitmq/greet-users.sh"
+}
+check "greet-users.sh creates the four users" users
+check "and again: idempotent" users
+users GREET_WORKER_AMQP_PASSWORD=x >"$WORK/both.out" 2>&1
+check_eq "a password given twice (VAR and VAR_FILE) is refused" "$?" 1
+check "  and the error names both" grep -q 'GREET_WORKER_AMQP_PASSWORD and GREET_WORKER_AMQP_PASSWORD_FILE are both set' "$WORK/both.out"
+env RABBITMQ_API="http://127.0.0.1:$MGMT_PORT" RABBITMQ_API_USER=guest RABBITMQ_API_PASSWORD=wrong \
+    GREET_ADMIN_AMQP_PASSWORD=x "$ROOT/deploy/rabbitmq/greet-users.sh" >"$WORK/wrongapi.out" 2>&1
+check_eq "a wrong API password: exit 1" "$?" 1
+check "  saying HTTP 401" grep -q 'HTTP 401' "$WORK/wrongapi.out"
+
+# probe USER ACTION [QUEUE [BODY]]: what pika gets; sets PROBE (its line)
+# and RC.
+probe() {
+    PROBE=$("$PY" "$ROOT/tests/security/probe.py" "$(url "$1")" "${@:2}" 2>&1)
+    RC=$?
+}
+allowed() { # allowed USER ACTION QUEUE
+    probe "$@"
+    check_eq "$1 may $2 ${3:-}" "$PROBE" ok
+}
+refused() { # refused USER ACTION QUEUE
+    probe "$@"
+    check_match "$1 may not $2 ${3:-}" "$PROBE" '^refused 403 ACCESS_REFUSED'
+}
+
+# ---- the topology: declared by greet-admin, nobody else may ------------------
+echo "# the topology"
+"$BIN/greet-worker" --amqp-url "$(url greet-worker)" >"$WORK/early-worker.log" 2>&1 &
+early=$!
+sleep 3
+check "a worker before the topology: still running (it retries)" kill -0 "$early"
+stop_pids "$early"
+check "  it said the queue is missing and who may declare it" \
+    grep -q "greet-admin declare" "$WORK/early-worker.log"
+refused greet-worker declare greet.jobs
+refused greet-producer declare greet.jobs
+refused greet-subscriber declare greet.replies
+AMQP_URL=$(url greet-admin) "$BIN/greet-admin" declare >"$WORK/declare.out" 2>&1
+check_eq "greet-admin declare as greet-admin: exit 0" "$?" 0
+AMQP_URL=$(url greet-admin) "$BIN/greet-admin" status >"$WORK/status.out" 2>&1
+check_eq "greet-admin status as greet-admin: the topology matches" "$?" 0
+
+# ---- each user does its job ----------------------------------------------------
+echo "# each user does its job"
+check "greet-worker consumes as greet-worker" start_worker w1 AMQP_URL="$(url greet-worker)"
+AMQP_URL=$(url greet-producer) "$BIN/greet-producer" --count 200 --users 5 --id-prefix lp \
+    >"$WORK/produce.out" 2>&1
+check_eq "greet-producer enqueues as greet-producer" "$?" 0
+AMQP_URL=$(url greet-producer) "$BIN/greet-producer" --count 20 --users 5 --id-prefix lpw --wait \
+    >"$WORK/wait.out" 2>&1
+check_eq "greet-producer --wait (its own private reply queue) as greet-producer" "$?" 0
+AMQP_URL=$(url greet-subscriber) timeout 30 "$BIN/greet-replies" --count 200 >"$WORK/replies.out" 2>"$WORK/replies.err"
+check_eq "greet-replies reads the 200 replies as greet-subscriber" "$?" 0
+check_eq "  200 of them" "$(grep -c '"status":"ok"' "$WORK/replies.out")" 200
+probe greet-producer publish greet.jobs '{"job_id":"lp-bad","user_id":0}'
+check "a poison job reaches the dead queue (the worker's dead copy, as greet-worker)" \
+    wait_for 15 bash -c "[ \$(AMQP_URL='$GUEST_URL' '$TOOLS/mqtool' depth greet.dead) -ge 1 ]"
+AMQP_URL=$(url greet-admin) "$BIN/greet-admin" dead list >"$WORK/dead.out" 2>&1
+check_eq "greet-admin dead list as greet-admin" "$?" 0
+
+# ---- and nothing more ------------------------------------------------------------
+echo "# what each may not do (tried with pika)"
+refused greet-worker delete greet.jobs
+refused greet-worker delete greet.replies
+refused greet-worker purge greet.replies
+refused greet-worker purge greet.dead
+refused greet-worker get greet.replies
+refused greet-worker consume greet.dead
+refused greet-worker declare evil.queue
+allowed greet-worker consume greet.jobs
+
+refused greet-producer get greet.jobs
+refused greet-producer consume greet.replies
+refused greet-producer get greet.dead
+refused greet-producer purge greet.jobs
+refused greet-producer delete greet.jobs
+refused greet-producer declare evil.queue
+allowed greet-producer private
+allowed greet-producer publish greet.jobs
+
+refused greet-subscriber publish greet.jobs
+refused greet-subscriber get greet.jobs
+refused greet-subscriber delete greet.replies
+allowed greet-subscriber get greet.replies
+
+# What RabbitMQ cannot split (README, "Least privilege"): publishing is
+# checked on the exchange, purging is reading.
+probe greet-worker publish greet.jobs
+check_eq "RabbitMQ cannot split: greet-worker may publish to any queue through the default exchange" "$PROBE" ok
+probe greet-subscriber purge greet.replies
+check_eq "RabbitMQ cannot split: greet-subscriber may purge the queue it reads" "$PROBE" ok
+probe nobody get greet.jobs
+check_match "an unknown user is refused at login" "$PROBE" '^refused login'
+
+# ---- the database -----------------------------------------------------------------
+echo "# the database: greet_worker reads the two tables and nothing else"
+as_worker() { # as_worker SQL: psql as greet_worker; its error in $WORK/sql.err
+    psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "$1" >/dev/null 2>"$WORK/sql.err"
+}
+check "greet_worker may read user_preferences" as_worker "SELECT count(*) FROM user_preferences"
+check "greet_worker may read greeting_templates" as_worker "SELECT count(*) FROM greeting_templates"
+for sql in "INSERT INTO user_preferences (user_id) VALUES (99999)" \
+    "UPDATE user_preferences SET display_name = 'x'" \
+    "DELETE FROM user_preferences" \
+    "UPDATE greeting_templates SET template = 'x'" \
+    "TRUNCATE greeting_templates" \
+    "SELECT * FROM greet_schema_migrations" \
+    "CREATE TABLE evil (x int)" \
+    "CREATE TEMP TABLE evil (x int)" \
+    "SELECT rolpassword FROM pg_authid" \
+    "ALTER ROLE greet_worker SUPERUSER" \
+    "COPY user_preferences FROM PROGRAM 'true'"; do
+    as_worker "$sql"
+    check_eq "greet_worker may not: $sql" "$?" 1
+done
+DATABASE_URL=$DATABASE_URL GREET_SQL_DIR="$ROOT/sql" "$BIN/greet-admin" migrate >"$WORK/migrate.out" 2>&1
+check_eq "greet-admin migrate as greet_worker: exit 1" "$?" 1
+check "  naming the permission it lacks" grep -qi 'permission denied' "$WORK/migrate.out"
+DATABASE_URL=$GREET_ADMIN_DATABASE_URL GREET_SQL_DIR="$ROOT/sql" "$BIN/greet-admin" migrate >"$WORK/migrate-owner.out" 2>&1
+check_eq "greet-admin migrate as the owner: exit 0 (nothing new)" "$?" 0
+
+stop_pids "${WORKER_PIDS[@]}"
+WORKER_PIDS=()
+check "no sanitizer report" no_sanitizer_report "$WORK"/*.log "$WORK"/*.out "$WORK"/*.err
+tests_summary
