@@ -263,7 +263,9 @@ static void read_job_id_of_large(const char *body, size_t len, struct job *job)
 
     if (len > JOB_ID_SCAN_MAX)
         return;
-    root = load_json(body, len, JSON_REJECT_DUPLICATES, &error);
+    /* The flags of job_decode() but JSON_DECODE_ANY (only an object has a
+     * job_id): a "\u0000" elsewhere must not lose it. */
+    root = load_json(body, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &error);
     if (json_is_object(root) && json_object_get(root, "job_id") != NULL)
         check_string_field(json_object_get(root, "job_id"), "job_id", JOB_ID_MAX_CHARS, job->job_id,
                            sizeof job->job_id, ignored, sizeof ignored);

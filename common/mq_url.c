@@ -75,7 +75,9 @@ bool mq_url_mask(const char *url, char *out, size_t outlen, char *err, size_t er
     buf_fixed_add_str(&o, ":");
     buf_fixed_add_str(&o, MASK);
     buf_fixed_add_str(&o, "@");
-    if (strchr(info.host, ':') != NULL) {
+    /* An IPv6 literal, or the empty one "[]": without brackets an empty
+     * host would read back as the default, localhost. */
+    if (strchr(info.host, ':') != NULL || info.host[0] == '\0') {
         buf_fixed_add_str(&o, "[");
         put_encoded(&o, info.host, true);
         buf_fixed_add_str(&o, "]");

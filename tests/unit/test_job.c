@@ -263,6 +263,26 @@ START_TEST(test_too_large_with_huge_number)
 }
 END_TEST
 
+/* Too large, with a "\u0000" outside the job_id: the job_id is read as
+ * it is for a job within the limit (found by tests/fuzz/fuzz_job.c). */
+START_TEST(test_too_large_with_nul_elsewhere)
+{
+    size_t len = JOB_BODY_MAX + 1;
+    char *body = malloc(len);
+    struct job job;
+    char detail[256];
+    const char *head = "{\"job_id\":\"j1\",\"name\":\"a\\u0000b\"}";
+
+    memset(body, ' ', len);
+    memcpy(body, head, strlen(head));
+    ck_assert_int_eq(job_decode(body, strlen(head), &job, detail, sizeof detail), JOB_INVALID_JOB);
+    ck_assert_str_eq(job.job_id, "j1");
+    ck_assert_int_eq(job_decode(body, len, &job, detail, sizeof detail), JOB_TOO_LARGE);
+    ck_assert_str_eq(job.job_id, "j1");
+    free(body);
+}
+END_TEST
+
 START_TEST(test_detail_is_deterministic)
 {
     const char *body = "{\"job_id\":\"j\",\"user_id\":\"x\"";
@@ -326,6 +346,7 @@ Suite *job_suite(void)
     tcase_add_loop_test(tc, test_lengths, 0, sizeof lengths / sizeof lengths[0]);
     tcase_add_test(tc, test_body_size_limit);
     tcase_add_test(tc, test_too_large_with_huge_number);
+    tcase_add_test(tc, test_too_large_with_nul_elsewhere);
     tcase_add_test(tc, test_detail_is_deterministic);
     tcase_add_loop_test(tc, test_codes, 0, sizeof codes / sizeof codes[0]);
     tcase_add_loop_test(tc, test_check_text, 0, sizeof texts / sizeof texts[0]);

@@ -35,6 +35,9 @@ static const struct mq_case cases[] = {
     {"amqp://u:secret%3Ax%2Fy%25@h/", "amqp://u:***@h:5672/", NULL},
     {"amqp://us%40er%3A:secret@h/", "amqp://us%40er%3A:***@h:5672/", NULL},
     {"amqps://u:secret@[::1]:5673/v", "amqps://u:***@[::1]:5673/v", NULL},
+    /* An empty host stays empty, not the localhost an empty host means
+     * when read back (found by tests/fuzz/fuzz_mq_url.c). */
+    {"amqps://u:secret@[]:5673/v", "amqps://u:***@[]:5673/v", NULL},
     /* Unparsable: only the scheme is shown. */
     {"amqp://u:secret@x@h/", NULL, "amqp://***"},
     {"amqp://u:secret:x@h/", NULL, "amqp://***"},
