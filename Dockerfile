@@ -10,7 +10,7 @@
 FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc make pkg-config libc6-dev \
-        librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev \
+        librabbitmq-dev libssl-dev libjansson-dev libpq-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -29,7 +29,7 @@ FROM debian:12-slim
 # A numeric user (10001), so that Kubernetes' runAsNonRoot can verify it;
 # deploy/kubernetes runs the pods as the same uid and gid.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends librabbitmq4 libjansson4 libpq5 libmicrohttpd12 \
+ && apt-get install -y --no-install-recommends librabbitmq4 libssl3 libjansson4 libpq5 libmicrohttpd12 \
         ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 greet \

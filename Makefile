@@ -39,7 +39,7 @@ endif
 CFLAGS ?= $(BUILD_CFLAGS)
 
 ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer -Iworker \
-               $(shell $(PKG_CONFIG) --cflags librabbitmq jansson libpq libmicrohttpd) $(CPPFLAGS)
+               $(shell $(PKG_CONFIG) --cflags librabbitmq openssl jansson libpq libmicrohttpd) $(CPPFLAGS)
 ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(BUILD_FLAGS)
 pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 
@@ -71,12 +71,15 @@ UNIT_SRC    += tests/unit/test_admin_dead.c tests/unit/test_admin_migration.c \
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c tests/tools/httpabuse.c bench/baseline.c
 
 # libmicrohttpd: the worker's /metrics, /healthz and /readyz (common/http.c).
-WORKER_LIBS   = $(call pkg_libs,librabbitmq jansson libpq libmicrohttpd) -lpthread -lm
-PRODUCER_LIBS = $(call pkg_libs,librabbitmq jansson) -lm
-REPLIES_LIBS  = $(call pkg_libs,librabbitmq jansson) -lm
-ADMIN_LIBS    = $(call pkg_libs,librabbitmq jansson libpq) -lm
-TOOL_LIBS     = $(call pkg_libs,librabbitmq jansson libpq) -lm
-UNIT_LIBS     = $(call pkg_libs,check librabbitmq jansson libpq) -lm
+# openssl: common/mq.c verifies the broker's certificate through OpenSSL
+# itself (librabbitmq's own TLS library; libssl-dev comes with
+# librabbitmq-dev).
+WORKER_LIBS   = $(call pkg_libs,librabbitmq openssl jansson libpq libmicrohttpd) -lpthread -lm
+PRODUCER_LIBS = $(call pkg_libs,librabbitmq openssl jansson) -lm
+REPLIES_LIBS  = $(call pkg_libs,librabbitmq openssl jansson) -lm
+ADMIN_LIBS    = $(call pkg_libs,librabbitmq openssl jansson libpq) -lm
+TOOL_LIBS     = $(call pkg_libs,librabbitmq openssl jansson libpq) -lm
+UNIT_LIBS     = $(call pkg_libs,check librabbitmq openssl jansson libpq) -lm
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -88,7 +91,7 @@ TOOLS    = $(BUILD)/tests/mqtool $(BUILD)/tests/historycheck $(BUILD)/tests/http
            $(BUILD)/bench/baseline
 
 .PHONY: all tools unit bench bench-sweep test test-faults test-cluster test-observe test-unit test-integration run demo clean \
-        install format format-check help sanitize
+        install format format-check help sanitize fuzz fuzz-smoke fuzz-build
 
 all: $(PROGRAMS)
 
@@ -136,8 +139,44 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# libFuzzer targets, tests/fuzz/fuzz_<target>.c: built by clang with ASan
+# and UBSan into build/fuzz/, beside whichever build the variables above
+# chose.  A new target is one more word in FUZZ_TARGETS and its seeds in
+# tests/fuzz/corpus/<target>/.
+FUZZ_TARGETS = job reply greet config mq_url db_url utf8 http_addr prom
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  ?= -O1 -g
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+# The modules under test: the pure ones and the URL checkers.
+FUZZ_COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c \
+                  common/greet.c common/jsonw.c common/http_addr.c common/reply.c \
+                  common/prom.c common/mq_url.c common/db_url.c
+FUZZ_LIBS    = $(call pkg_libs,librabbitmq jansson libpq) -lm
+FUZZ_LIB     = build/fuzz/libgreet.a
+FUZZ_BINS    = $(patsubst %,build/fuzz/fuzz-%,$(FUZZ_TARGETS))
+fuzz_obj     = $(patsubst %.c,build/fuzz/%.o,$(1))
+# clang, unlike gcc, counts a vsnprintf() that forwards its caller's
+# format (the set_error() helpers) as a non-literal format.
+FUZZ_WARNINGS = $(WARNINGS) -Wno-format-nonliteral
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) -Itests/fuzz $(FUZZ_WARNINGS) $(FUZZ_CFLAGS) $(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(call fuzz_obj,$(FUZZ_COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BINS): build/fuzz/fuzz-%: build/fuzz/tests/fuzz/fuzz_%.o build/fuzz/tests/fuzz/fuzz.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_FLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(FUZZ_LIB) $(FUZZ_LIBS)
+
 tools: $(TOOLS)
 unit: $(UNIT_BIN)
+fuzz-build: $(FUZZ_BINS)
 
 # The ASan/UBSan build of everything, into build/asan/.
 sanitize:
@@ -153,6 +192,15 @@ test-unit:
 	$(MAKE) SANITIZE=1 unit
 	build/asan/tests/unit-tests
 
+# Each fuzz target for FUZZ_SECONDS, its corpus kept in build/fuzz/corpus/
+# from run to run; the smoke run (scripts/test.sh) gives each a few
+# seconds on the checked-in seeds alone, so that none can rot.
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_SMOKE=1 tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 test-integration:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
@@ -163,6 +211,19 @@ test-deploy: all
 test-admin:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/admin/run.sh
+
+# TLS on both servers: amqps://, verify-full, logins by client certificate.
+.PHONY: test-tls
+test-tls:
+	$(MAKE) SANITIZE=1 all tools
+	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/tls/run.sh
+
+# Least privilege: the broker users of deploy/rabbitmq/greet-users.sh and
+# the database roles, each refused what it has no business doing.
+.PHONY: test-security
+test-security:
+	$(MAKE) SANITIZE=1 all tools
+	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/security/run.sh
 
 test-faults:
 	$(MAKE) FAULT_INJECTION=1 all tools
@@ -218,7 +279,11 @@ help:
 	@echo "make test-cluster     the cluster fault suite (3 RabbitMQ nodes, a PostgreSQL standby)"
 	@echo "make test-observe     /metrics, /healthz, /readyz: a real Prometheus, outages, bad clients"
 	@echo "make test-admin       greet-admin against real servers (sanitizer build)"
+	@echo "make test-tls         TLS on both servers: amqps://, verify-full, certificate logins, refusals"
+	@echo "make test-security    least privilege: each broker user and database role refused the rest"
 	@echo "make test-deploy      the deployment files, checked offline"
+	@echo "make fuzz             each libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (default 60)"
+	@echo "make fuzz-smoke       each libFuzzer target for a few seconds on its seed corpus"
 	@echo "make sanitize         the ASan/UBSan build of everything into build/asan/"
 	@echo "make tools            test tools and the benchmark baseline, beside the build"
 	@echo "make bench            throughput/latency next to a broker-only baseline (a few minutes)"
@@ -232,3 +297,5 @@ help:
 -include $(patsubst %.c,$(BUILD)/%.d,$(COMMON_SRC) $(WORKER_SRC) $(PRODUCER_SRC) $(REPLIES_SRC) \
                                       $(UNIT_SRC) $(TOOL_SRC))
 -include $(patsubst %.c,$(BUILD)/%.d,$(ADMIN_SRC))
+-include $(patsubst %.c,build/fuzz/%.d,$(FUZZ_COMMON_SRC) tests/fuzz/fuzz.c \
+                                          $(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS)))

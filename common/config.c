@@ -5,11 +5,13 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum option_type { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_BOOL };
 
@@ -44,6 +46,11 @@ static const struct option options[] = {
      URL_AMQP},
     {"amqp-cacert", "AMQP_CACERT", OPT_STRING, "/etc/ssl/certs/ca-certificates.crt", 0, 0,
      AT(amqp_cacert), ALL, "CA bundle that verifies the broker's certificate with amqps://"},
+    {"amqp-cert", "AMQP_CERT", OPT_STRING, NULL, 0, 0, AT(amqp_cert), ALL,
+     "client certificate (PEM) to show the broker with amqps://; with no password in AMQP_URL, "
+     "the login is by certificate (SASL EXTERNAL)"},
+    {"amqp-key", "AMQP_KEY", OPT_STRING, NULL, 0, 0, AT(amqp_key), ALL,
+     "private key (PEM, not encrypted) of AMQP_CERT"},
     {"database-url", "DATABASE_URL", OPT_STRING, "postgresql:///greet", 0, 0, AT(database_url),
      PROGRAM_WORKER | PROGRAM_ADMIN,
      "libpq connection string or URI (greet-admin migrate: a role that may create tables)",
@@ -358,11 +365,103 @@ static bool validate_urls(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* A file start-up can read now: false with why filled.  Opening alone
+ * would pass a directory; reading one byte tells. */
+static bool file_readable(const char *path, char *why, size_t whylen)
+{
+    char byte;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || read(fd, &byte, 1) < 0) {
+        snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/* The schemes of AMQP_URL's entries (checked already: each parses): how
+ * many there are, how many are amqps://, and the position (from 1) of the
+ * first plain amqp:// one, 0 if none.  A ',' or ';' inside an entry is
+ * written %2C or %3B, so splitting here is exact. */
+struct url_schemes {
+    size_t entries, tls, first_plain;
+};
+
+static struct url_schemes url_schemes(const char *list)
+{
+    struct url_schemes schemes = {0, 0, 0};
+
+    for (const char *entry = list; entry != NULL;) {
+        const char *next = entry + strcspn(entry, ",;");
+        entry += strspn(entry, " \t\r\n");
+        schemes.entries++;
+        if (strncmp(entry, "amqps://", 8) == 0)
+            schemes.tls++;
+        else if (schemes.first_plain == 0)
+            schemes.first_plain = schemes.entries;
+        entry = *next ? next + 1 : NULL;
+    }
+    return schemes;
+}
+
+static bool is_set(const char *value)
+{
+    return value != NULL && value[0] != '\0';
+}
+
+/* TLS settings: a certificate goes with its key, only over amqps://, and
+ * every file named must be readable now rather than at each reconnect. */
+static bool validate_tls(const struct config *cfg, char *err, size_t errlen)
+{
+    struct url_schemes schemes = url_schemes(cfg->amqp_url);
+    char why[512];
+
+    if (is_set(cfg->amqp_cert) != is_set(cfg->amqp_key)) {
+        set_error(err, errlen, "%s is set but %s is not: a client certificate needs its key",
+                  is_set(cfg->amqp_cert) ? "AMQP_CERT (--amqp-cert)" : "AMQP_KEY (--amqp-key)",
+                  is_set(cfg->amqp_cert) ? "AMQP_KEY (--amqp-key)" : "AMQP_CERT (--amqp-cert)");
+        return false;
+    }
+    if (is_set(cfg->amqp_cert) && schemes.first_plain != 0) {
+        if (schemes.entries == 1)
+            set_error(err, errlen,
+                      "AMQP_CERT (--amqp-cert): a client certificate needs TLS, but AMQP_URL "
+                      "is amqp://, not amqps://");
+        else
+            set_error(err, errlen,
+                      "AMQP_CERT (--amqp-cert): a client certificate needs TLS, but AMQP_URL "
+                      "entry %zu of %zu is amqp://, not amqps://",
+                      schemes.first_plain, schemes.entries);
+        return false;
+    }
+    if (is_set(cfg->amqp_cert) && !file_readable(cfg->amqp_cert, why, sizeof why)) {
+        set_error(err, errlen, "AMQP_CERT (--amqp-cert): %s", why);
+        return false;
+    }
+    if (is_set(cfg->amqp_key) && !file_readable(cfg->amqp_key, why, sizeof why)) {
+        set_error(err, errlen, "AMQP_KEY (--amqp-key): %s", why);
+        return false;
+    }
+    /* The CA bundle matters only with TLS: a host without the default
+     * bundle may still talk amqp://. */
+    if (schemes.tls > 0 && is_set(cfg->amqp_cacert) &&
+        !file_readable(cfg->amqp_cacert, why, sizeof why)) {
+        set_error(err, errlen, "AMQP_CACERT (--amqp-cacert): %s", why);
+        return false;
+    }
+    return true;
+}
+
 static bool validate(const struct config *cfg, char *err, size_t errlen)
 {
     enum log_level level;
 
     if (!validate_urls(cfg, err, errlen))
+        return false;
+    if (!validate_tls(cfg, err, errlen))
         return false;
     if ((cfg->program & WP) &&
         !validate_queue("GREET_JOBS_QUEUE (--jobs-queue)", cfg->jobs_queue, err, errlen))

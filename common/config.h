@@ -38,6 +38,8 @@ struct config {
     /* Broker and database. */
     char *amqp_url;
     char *amqp_cacert;
+    char *amqp_cert; /* client certificate (amqps://); NULL: none */
+    char *amqp_key;  /* its private key */
     char *database_url;
     char *jobs_queue;
     char *reply_queue;

@@ -16,6 +16,8 @@ void link_init(struct link *l, const struct config *cfg, const char *client_name
     l->urls_ok = mq_url_list_parse(cfg->amqp_url, &l->urls, l->error, sizeof l->error);
     l->settings.url = l->urls_ok ? l->urls.urls[0] : "";
     l->settings.cacert = cfg->amqp_cacert;
+    l->settings.cert = cfg->amqp_cert;
+    l->settings.key = cfg->amqp_key;
     l->settings.client_name = client_name;
     l->settings.heartbeat = cfg->heartbeat;
     l->settings.timeout = LINK_TIMEOUT;

@@ -9,6 +9,12 @@
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +44,12 @@ struct mq {
     uint64_t body_expected;
     struct buf body;
     char url_masked[256];
+    /* Why OpenSSL refused the broker's certificate, in its words, from
+     * the verify callback: the first failure of the chain. */
+    char tls_refused[384];
+    /* The client certificate's CN, the identity a login by certificate
+     * claims; "" without one. */
+    char cert_identity[256];
 };
 
 static struct timeval to_timeval(double seconds)
@@ -127,6 +139,191 @@ static void copy_shortstr(struct mq_shortstr *dst, amqp_bytes_t src)
     dst->data[len] = '\0';
 }
 
+static bool is_set(const char *value)
+{
+    return value != NULL && value[0] != '\0';
+}
+
+/* A file we can read now: an unreadable CA bundle or key must be an
+ * error that names it, not a verification failure later. */
+static bool file_readable(const char *path, char *why, size_t whylen)
+{
+    char byte;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || read(fd, &byte, 1) < 0) {
+        snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+/* The reason of this thread's last OpenSSL error ("tlsv1 alert unknown
+ * ca", "wrong version number"), or NULL; the queue is emptied.  A generic
+ * last word ("PEM lib") gives way to the one before it ("bad password
+ * read", "no start line").  librabbitmq clears the queue before each TLS
+ * call, so what is there is the last call's. */
+static const char *openssl_reason(void)
+{
+    const char *reason = NULL;
+    unsigned long code;
+
+    while ((code = ERR_get_error()) != 0) {
+        const char *text = ERR_reason_error_string(code);
+        bool generic = ERR_GET_REASON(code) == ERR_R_PEM_LIB;
+        if (text != NULL && (reason == NULL || !generic))
+            reason = text;
+    }
+    return reason;
+}
+
+/* OpenSSL's verdict on each certificate of the broker's chain, the host
+ * name included (see tls_socket).  The first failure is kept, so that
+ * the error says what was wrong: "certificate has expired", "hostname
+ * mismatch", "unable to get local issuer certificate" (another CA).
+ * Returning the verdict fails the handshake on it. */
+static int tls_verify(int preverify_ok, X509_STORE_CTX *store)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct mq *mq = ssl != NULL ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    char subject[160] = "?", issuer[160] = "?";
+
+    if (preverify_ok || mq == NULL || mq->tls_refused[0] != '\0')
+        return preverify_ok;
+    if (cert != NULL) {
+        X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+        X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
+    }
+    snprintf(mq->tls_refused, sizeof mq->tls_refused, "%s (certificate %s, issued by %s)",
+             X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), subject, issuer);
+    return preverify_ok;
+}
+
+/* An encrypted key would make OpenSSL ask for its passphrase on the
+ * terminal, and a worker has none: refused, the load fails and says so. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)buf, (void)size, (void)rwflag, (void)userdata;
+    return -1;
+}
+
+/* The certificate's subject CN, or "-": librabbitmq 0.11 cannot send an
+ * empty EXTERNAL response, and RabbitMQ takes the user from the
+ * certificate it verified, not from what the client claims. */
+static void certificate_identity(X509 *cert, char *out, size_t outlen)
+{
+    X509_NAME *subject = cert != NULL ? X509_get_subject_name(cert) : NULL;
+
+    if (subject == NULL ||
+        X509_NAME_get_text_by_NID(subject, NID_commonName, out, (int)outlen) <= 0)
+        snprintf(out, outlen, "-");
+}
+
+/* A TLS socket that verifies the broker: its chain against cacert, and
+ * its host name.  The host name is left to OpenSSL during the handshake
+ * (X509_check_host/ip: DNS and IP address SANs), instead of librabbitmq
+ * 0.11's own check after it, which knows DNS names only and would refuse
+ * amqps://127.0.0.1 whatever the certificate says. */
+static amqp_socket_t *tls_socket(struct mq *mq, const struct mq_settings *settings,
+                                 const char *host, char *err, size_t errlen)
+{
+    amqp_socket_t *socket = amqp_ssl_socket_new(mq->conn);
+    X509_VERIFY_PARAM *param;
+    SSL_CTX *ctx;
+    char why[320];
+
+    if (socket == NULL) {
+        set_error(err, errlen, "TLS", "cannot create a TLS socket");
+        return NULL;
+    }
+    ctx = amqp_ssl_socket_get_context(socket);
+    amqp_ssl_socket_set_verify_peer(socket, 1);
+    amqp_ssl_socket_set_verify_hostname(socket, 0 /* OpenSSL checks it, below */);
+    SSL_CTX_set_app_data(ctx, mq);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1 &&
+        X509_VERIFY_PARAM_set1_host(param, host, 0) != 1) {
+        snprintf(err, errlen, "TLS: cannot verify the host name '%s'", host);
+        return NULL;
+    }
+    ERR_clear_error(); /* set1_ip_asc's complaint about a name */
+
+    if (!is_set(settings->cacert)) {
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            set_error(err, errlen, "TLS", "cannot load the system's CA certificates");
+            return NULL;
+        }
+    } else if (!file_readable(settings->cacert, why, sizeof why)) {
+        snprintf(err, errlen, "TLS: AMQP_CACERT (--amqp-cacert): %s", why);
+        return NULL;
+    } else if (amqp_ssl_socket_set_cacert(socket, settings->cacert) != AMQP_STATUS_OK) {
+        const char *reason = openssl_reason();
+        snprintf(err, errlen, "TLS: AMQP_CACERT (--amqp-cacert): no CA certificate in '%s'%s%s",
+                 settings->cacert, reason ? ": " : "", reason ? reason : "");
+        return NULL;
+    }
+
+    if (is_set(settings->cert) || is_set(settings->key)) {
+        const char *reason;
+        if (!is_set(settings->cert) || !is_set(settings->key)) {
+            set_error(err, errlen, "TLS",
+                      "a client certificate needs its key (AMQP_CERT, AMQP_KEY)");
+            return NULL;
+        }
+        if (!file_readable(settings->cert, why, sizeof why)) {
+            snprintf(err, errlen, "TLS: AMQP_CERT (--amqp-cert): %s", why);
+            return NULL;
+        }
+        if (!file_readable(settings->key, why, sizeof why)) {
+            snprintf(err, errlen, "TLS: AMQP_KEY (--amqp-key): %s", why);
+            return NULL;
+        }
+        ERR_clear_error();
+        if (amqp_ssl_socket_set_key(socket, settings->cert, settings->key) != AMQP_STATUS_OK) {
+            reason = openssl_reason();
+            snprintf(err, errlen,
+                     "TLS: cannot use the client certificate '%s' (AMQP_CERT) with the key '%s' "
+                     "(AMQP_KEY)%s%s%s",
+                     settings->cert, settings->key, reason ? ": " : "", reason ? reason : "",
+                     reason && strstr(reason, "password") ? " (an encrypted key: AMQP_KEY must "
+                                                            "name one that is not)"
+                                                          : "");
+            return NULL;
+        }
+        certificate_identity(SSL_CTX_get0_certificate(ctx), mq->cert_identity,
+                             sizeof mq->cert_identity);
+    }
+    return socket;
+}
+
+/* Why a TLS connect failed, in words: the certificate check that
+ * failed, else OpenSSL's reason (an alert from the broker, say), with a
+ * hint when the other end does not speak TLS at all. */
+static void tls_connect_failure(const struct mq *mq, char *out, size_t outlen)
+{
+    const char *reason = openssl_reason();
+
+    if (mq->tls_refused[0] != '\0')
+        snprintf(out, outlen, "TLS: certificate verify failed: %s", mq->tls_refused);
+    else if (reason != NULL && (strstr(reason, "wrong version number") != NULL ||
+                                strstr(reason, "packet length too long") != NULL))
+        snprintf(out, outlen,
+                 "TLS handshake failed: %s (the server does not speak TLS on this port: "
+                 "amqps:// needs the broker's TLS listener)",
+                 reason);
+    else if (reason != NULL)
+        snprintf(out, outlen, "TLS handshake failed: %s", reason);
+    else
+        out[0] = '\0';
+}
+
 static bool open_socket(struct mq *mq, const struct mq_settings *settings,
                         struct amqp_connection_info *info, char *err, size_t errlen)
 {
@@ -135,19 +332,12 @@ static bool open_socket(struct mq *mq, const struct mq_settings *settings,
     int status;
 
     if (info->ssl) {
-        socket = amqp_ssl_socket_new(mq->conn);
-        if (socket == NULL) {
-            set_error(err, errlen, "TLS", "cannot create a TLS socket");
+        socket = tls_socket(mq, settings, info->host, err, errlen);
+        if (socket == NULL)
             return false;
-        }
-        amqp_ssl_socket_set_verify_peer(socket, 1);
-        amqp_ssl_socket_set_verify_hostname(socket, 1);
-        if (settings->cacert && access(settings->cacert, R_OK) == 0 &&
-            amqp_ssl_socket_set_cacert(socket, settings->cacert) != AMQP_STATUS_OK) {
-            snprintf(err, errlen, "TLS: cannot load the CA bundle %s (AMQP_CACERT)",
-                     settings->cacert);
-            return false;
-        }
+    } else if (is_set(settings->cert)) {
+        set_error(err, errlen, "AMQP_CERT", "a client certificate needs amqps://, not amqp://");
+        return false;
     } else {
         socket = amqp_tcp_socket_new(mq->conn);
         if (socket == NULL) {
@@ -155,13 +345,66 @@ static bool open_socket(struct mq *mq, const struct mq_settings *settings,
             return false;
         }
     }
+    mq->tls_refused[0] = '\0';
     status = amqp_socket_open_noblock(socket, info->host, info->port, &timeout);
     if (status != AMQP_STATUS_OK) {
+        char tls[512] = "";
+        if (info->ssl)
+            tls_connect_failure(mq, tls, sizeof tls);
         snprintf(err, errlen, "connect to %s:%d: %s", info->host, info->port,
-                 amqp_error_string2(status));
+                 tls[0] ? tls : amqp_error_string2(status));
         return false;
     }
     return true;
+}
+
+/* amqp_parse_url() points at its defaults ("guest") for what a URL
+ * leaves out, and into the URL's copy for what it gives. */
+static bool points_into(const char *p, const char *copy, size_t size)
+{
+    uintptr_t at = (uintptr_t)p, start = (uintptr_t)copy;
+
+    return at >= start && at < start + size;
+}
+
+/* A failed login says why when the library's words do not.  A broker
+ * that drops the connection during the login, before a word of AMQP, is
+ * refusing the link itself: over TLS 1.3 a client certificate is judged
+ * only after the handshake, and the broker's alert (when it is not lost
+ * to the reset that follows it) comes with the first read; a TLS port
+ * answers plain AMQP the same way. */
+static void explain_login_failure(const struct amqp_connection_info *info,
+                                  const struct mq_settings *settings, bool by_certificate,
+                                  amqp_rpc_reply_t login, char *err, size_t errlen)
+{
+    const char *reason = info->ssl ? openssl_reason() : NULL;
+    int status = login.library_error;
+    bool dropped = status == AMQP_STATUS_SSL_ERROR || status == AMQP_STATUS_SOCKET_ERROR ||
+                   status == AMQP_STATUS_CONNECTION_CLOSED || status == AMQP_STATUS_BAD_AMQP_DATA;
+    char detail[512] = "";
+    size_t len = strlen(err);
+
+    if (login.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION)
+        return;
+    if (dropped && info->ssl && is_set(settings->cert))
+        snprintf(detail, sizeof detail,
+                 "%s%sthe broker dropped the connection after the TLS handshake, as it does when "
+                 "it refuses a client certificate: is AMQP_CERT '%s' signed by a CA the broker "
+                 "trusts?",
+                 reason ? reason : "", reason ? "; " : "", settings->cert);
+    else if (dropped && info->ssl && reason != NULL)
+        snprintf(detail, sizeof detail, "TLS: %s", reason);
+    else if (dropped && !info->ssl)
+        snprintf(detail, sizeof detail,
+                 "the broker dropped the connection before a word of AMQP, as a TLS listener "
+                 "does: if port %d is one, use amqps://",
+                 info->port);
+    else if (by_certificate && status == AMQP_STATUS_BROKER_UNSUPPORTED_SASL_METHOD)
+        snprintf(detail, sizeof detail,
+                 "a login by certificate (SASL EXTERNAL) needs the broker's "
+                 "rabbitmq_auth_mechanism_ssl plugin and EXTERNAL in its auth_mechanisms");
+    if (detail[0] != '\0' && len < errlen)
+        snprintf(err + len, errlen - len, ": %s", detail);
 }
 
 struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errlen)
@@ -173,6 +416,9 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
     amqp_table_entry_t capabilities[1], client[2];
     amqp_table_t client_properties;
     int heartbeat = settings->heartbeat > 0 ? (int)(settings->heartbeat + 0.999) : 0;
+    size_t url_size = strlen(settings->url) + 1;
+    bool by_certificate = false;
+    amqp_rpc_reply_t login;
 
     if (mq == NULL || url == NULL) {
         set_error(err, errlen, "connect", "out of memory");
@@ -213,12 +459,30 @@ struct mq *mq_connect(const struct mq_settings *settings, char *err, size_t errl
     client_properties.num_entries = 2;
     client_properties.entries = client;
 
-    if (!rpc_ok(mq,
-                amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX,
+    /* A client certificate and no password in the URL: the certificate
+     * is the login (the broker maps it to a user, e.g. by its CN). */
+    if (info.ssl && is_set(settings->cert) &&
+        !(points_into(info.password, url, url_size) && info.password[0] != '\0')) {
+        by_certificate = true;
+        login = amqp_login_with_properties(
+            mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX, heartbeat, &client_properties,
+            AMQP_SASL_METHOD_EXTERNAL,
+            points_into(info.user, url, url_size) ? info.user : mq->cert_identity);
+    } else {
+        login = amqp_login_with_properties(mq->conn, info.vhost, 0 /* channel_max */, FRAME_MAX,
                                            heartbeat, &client_properties, AMQP_SASL_METHOD_PLAIN,
-                                           info.user, info.password),
-                "login", err, errlen, NULL))
+                                           info.user, info.password);
+    }
+    if (!rpc_ok(mq, login, "login", err, errlen, NULL)) {
+        explain_login_failure(&info, settings, by_certificate, login, err, errlen);
         goto fail;
+    }
+    /* The URL's user (or librabbitmq's default, guest) was not the login. */
+    if (by_certificate) {
+        size_t len = strlen(mq->url_masked);
+        snprintf(mq->url_masked + len, sizeof mq->url_masked - len,
+                 " (login by certificate, CN=%s)", mq->cert_identity);
+    }
     amqp_channel_open(mq->conn, CHANNEL);
     if (!rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "open channel", err, errlen, NULL))
         goto fail;
@@ -298,6 +562,30 @@ static bool reopen_channel(struct mq *mq, char *err, size_t errlen)
     return rpc_ok(mq, amqp_get_rpc_reply(mq->conn), "reopen channel", err, errlen, NULL);
 }
 
+/* A least-privilege user (deploy/rabbitmq/greet-users.sh) may not declare
+ * the topology (configure would let it delete the queue too): the queue
+ * must exist already, declared by greet-admin declare.  Checked with a
+ * passive declare, which needs no permission. */
+static bool declared_by_another(struct mq *mq, const char *name, const char *what, char *err,
+                                size_t errlen)
+{
+    int code;
+
+    if (!reopen_channel(mq, err, errlen))
+        return false;
+    amqp_queue_declare(mq->conn, CHANNEL, amqp_cstring_bytes(name), 1 /* passive */, 0, 0, 0,
+                       amqp_empty_table);
+    if (rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
+        return true;
+    if (code == AMQP_NOT_FOUND)
+        snprintf(err, errlen,
+                 "%s: the queue does not exist and this broker user may not declare it "
+                 "(ACCESS_REFUSED); declare the topology first, with greet-admin declare as a "
+                 "user that may",
+                 what);
+    return false;
+}
+
 static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char *name,
                           bool is_jobs, char *err, size_t errlen)
 {
@@ -311,6 +599,8 @@ static bool declare_queue(struct mq *mq, const struct mq_topology *t, const char
                        queue_arguments(entries, t, is_jobs));
     if (rpc_ok(mq, amqp_get_rpc_reply(mq->conn), what, err, errlen, &code))
         return true;
+    if (code == AMQP_ACCESS_REFUSED)
+        return declared_by_another(mq, name, what, err, errlen);
     if (code != AMQP_PRECONDITION_FAILED)
         return false;
 

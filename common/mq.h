@@ -89,7 +89,13 @@ struct mq_topology {
 
 struct mq_settings {
     const char *url;
-    const char *cacert;      /* for amqps:// */
+    /* amqps:// only.  The broker's certificate chain and host name are
+     * always verified, against cacert (NULL or "": the system's CAs).
+     * cert and key (both or neither): a client certificate; with no
+     * password in the URL, the login is by certificate (SASL EXTERNAL). */
+    const char *cacert;
+    const char *cert;
+    const char *key;
     const char *client_name; /* shown in the broker's connection list */
     double heartbeat;        /* seconds, 0: off */
     double timeout;          /* connect, handshake and each RPC */

@@ -8,6 +8,11 @@
 #     servers_stop                # stops exactly what servers_start started
 #
 # Only processes this file started are ever signalled, by their PID.
+#
+# Optional hooks (tests/tls/run.sh), empty by default: RABBIT_EXTRA_CONF,
+# lines added to rabbitmq.conf (a TLS listener, say); RABBIT_PLUGINS, the
+# plugins to enable, comma-separated; PG_EXTRA_OPTS, more server options
+# for PostgreSQL ("-c ssl=on -c ...").
 
 GREET_ROOT=${GREET_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -90,7 +95,8 @@ loopback_users = none
 log.console = false
 log.file.level = warning
 CONF
-    echo '[].' >"$SERVERS_DIR/rabbit/enabled_plugins"
+    [ -n "${RABBIT_EXTRA_CONF:-}" ] && printf '%s\n' "$RABBIT_EXTRA_CONF" >>"$SERVERS_DIR/rabbit/rabbitmq.conf"
+    echo "[${RABBIT_PLUGINS:-}]." >"$SERVERS_DIR/rabbit/enabled_plugins"
     _rabbit_env RABBITMQ_DIST_PORT="$RABBIT_DIST_PORT" setsid "$RABBIT_BIN/rabbitmq-server" \
         >"$SERVERS_DIR/rabbit/server.out" 2>&1 </dev/null &
     RABBIT_PID=$!
@@ -155,7 +161,7 @@ pg_start() {
     fi
     # Throwaway data: no fsync.  Loopback TCP and a private socket dir.
     if ! _as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$SERVERS_DIR/pg/server.log" -w -t 60 \
-        -o "-p $PG_PORT -k $PG_SOCKET -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        -o "-p $PG_PORT -k $PG_SOCKET -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${PG_EXTRA_OPTS:-}" \
         start >"$SERVERS_DIR/pg/start.out" 2>&1; then
         echo "servers: PostgreSQL did not start; see $SERVERS_DIR/pg/" >&2
         tail -n 20 "$SERVERS_DIR/pg/server.log" >&2

@@ -26,8 +26,8 @@ static char *fake_getenv(const char *name)
 }
 
 struct config_case {
-    const char *env[4];
-    const char *argv[6];
+    const char *env[6];
+    const char *argv[8];
     enum config_program program;
     enum config_status status;
     const char *error_has; /* for CONFIG_ERROR: a substring of err */
@@ -131,6 +131,74 @@ static const struct config_case cases[] = {
      "expected true or false"},
     /* The worker does not read DATABASE_URL for other programs. */
     {{"DATABASE_URL=host=x port", NULL}, {"r", NULL}, PROGRAM_REPLIES, CONFIG_OK, NULL},
+
+    /* TLS files: /dev/null stands for a readable file (only the
+     * connection reads what is in it). */
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/dev/null", "AMQP_KEY=/dev/null",
+      NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_OK,
+     NULL},
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", NULL},
+     {"p", "--amqp-cert", "/dev/null", "--amqp-key=/dev/null", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_OK,
+     NULL},
+    /* A certificate goes with its key, and the other way round. */
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/dev/null", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_CERT (--amqp-cert) is set but AMQP_KEY (--amqp-key) is not"},
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", NULL},
+     {"r", "--amqp-key", "/dev/null", NULL},
+     PROGRAM_REPLIES,
+     CONFIG_ERROR,
+     "AMQP_KEY (--amqp-key) is set but AMQP_CERT (--amqp-cert) is not"},
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/dev/null", "AMQP_KEY=/dev/null",
+      NULL},
+     {"w", "--amqp-cert=", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_KEY (--amqp-key) is set but AMQP_CERT (--amqp-cert) is not"},
+    /* Only over TLS, every broker of a list included; no password shown. */
+    {{"AMQP_URL=amqp://u:secret@h/", "AMQP_CERT=/dev/null", "AMQP_KEY=/dev/null", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_CERT (--amqp-cert): a client certificate needs TLS, but AMQP_URL is amqp://"},
+    {{"AMQP_URL=amqps://u:secret@h1/, amqp://u:secret@h2/", "AMQP_CACERT=/dev/null",
+      "AMQP_CERT=/dev/null", "AMQP_KEY=/dev/null", NULL},
+     {"p", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "AMQP_URL entry 2 of 2 is amqp://, not amqps://"},
+    {{"AMQP_URL=amqps://h1/; amqps://h2/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/dev/null",
+      "AMQP_KEY=/dev/null", NULL},
+     {"a", NULL},
+     PROGRAM_ADMIN,
+     CONFIG_OK,
+     NULL},
+    /* Unreadable files are named, with the reason. */
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/nonexistent/greet.pem",
+      "AMQP_KEY=/dev/null", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_CERT (--amqp-cert): cannot read '/nonexistent/greet.pem': No such file or directory"},
+    {{"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null", "AMQP_CERT=/dev/null", "AMQP_KEY=/", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "AMQP_KEY (--amqp-key): cannot read '/': Is a directory"},
+    {{"AMQP_URL=amqps://h/", NULL},
+     {"r", "--amqp-cacert", "/nonexistent/ca.pem", NULL},
+     PROGRAM_REPLIES,
+     CONFIG_ERROR,
+     "AMQP_CACERT (--amqp-cacert): cannot read '/nonexistent/ca.pem': No such file or directory"},
+    /* Without amqps:// the CA bundle is not read, so not needed. */
+    {{"AMQP_CACERT=/nonexistent/ca.pem", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
 };
 
 START_TEST(test_load)
@@ -177,6 +245,33 @@ START_TEST(test_values_and_precedence)
     ck_assert(cfg.db_timeout > 0.49 && cfg.db_timeout < 0.51);
     config_free(&cfg);
     ck_assert_ptr_null(cfg.amqp_url);
+}
+END_TEST
+
+/* The TLS files as loaded: flags over the environment, unset by default. */
+START_TEST(test_tls_values)
+{
+    static const char *const env[] = {"AMQP_URL=amqps://h/", "AMQP_CACERT=/dev/null",
+                                      "AMQP_CERT=/nonexistent/env.pem", "AMQP_KEY=/dev/null", NULL};
+    char *argv[] = {"w", "--amqp-cert", "/dev/null", NULL};
+    struct config cfg;
+    char err[256];
+
+    fake_environ = NULL;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 1, argv, fake_getenv, err, sizeof err), CONFIG_OK);
+    ck_assert_ptr_null(cfg.amqp_cert);
+    ck_assert_ptr_null(cfg.amqp_key);
+    ck_assert_str_eq(cfg.amqp_cacert, "/etc/ssl/certs/ca-certificates.crt");
+    config_free(&cfg);
+    fake_environ = env;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 3, argv, fake_getenv, err, sizeof err), CONFIG_OK);
+    ck_assert_str_eq(cfg.amqp_cert, "/dev/null");
+    ck_assert_str_eq(cfg.amqp_key, "/dev/null");
+    ck_assert_str_eq(cfg.amqp_cacert, "/dev/null");
+    config_free(&cfg);
+    ck_assert_ptr_null(cfg.amqp_cert);
 }
 END_TEST
 
@@ -330,6 +425,7 @@ Suite *config_suite(void)
 
     tcase_add_loop_test(tc, test_load, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, test_values_and_precedence);
+    tcase_add_test(tc, test_tls_values);
     tcase_add_test(tc, test_url_checkers);
     tcase_add_test(tc, test_log_level_defaults);
     tcase_add_loop_test(tc, test_secret_files, 0, sizeof secret_files / sizeof secret_files[0]);
