@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (Check), the integration suite and the
-# fault suite against real RabbitMQ and PostgreSQL servers, all on
-# sanitizer builds (ASan + UBSan).  Installs missing Debian packages when
-# run as root.  SKIP_FAULTS=1 leaves out the fault suite (3 minutes).
+# The whole test suite: unit tests (Check), a smoke run of the fuzz
+# targets, the integration suite and the fault suite against real RabbitMQ
+# and PostgreSQL servers, all on sanitizer builds (ASan + UBSan).  Installs
+# missing Debian packages when run as root.  SKIP_FAULTS=1 leaves out the
+# fault suite (3 minutes).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -36,11 +37,11 @@ else
 fi
 [ $unit_status = 0 ] || [ $failed -gt 0 ] || count 0 1
 
-run_suite() { # run_suite NAME BUILD-DIR SCRIPT
+run_suite() { # run_suite NAME BUILD-DIR COMMAND [ARG...]
     local out status started=$SECONDS
     echo "== $1"
     out=$(mktemp)
-    GREET_BIN=$2/bin GREET_TOOLS=$2/tests "$3" 2>&1 | tee "$out"
+    GREET_BIN=$2/bin GREET_TOOLS=$2/tests "${@:3}" 2>&1 | tee "$out"
     status=${PIPESTATUS[0]}
     if [[ "$(tail -n 1 "$out")" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
         count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
@@ -52,8 +53,14 @@ run_suite() { # run_suite NAME BUILD-DIR SCRIPT
     echo "# $1: $((SECONDS - started)) s"
 }
 
+# Every libFuzzer target for a few seconds from its checked-in seeds, so
+# that none rots; no server needed.  make fuzz runs them for longer.
+run_suite "fuzz smoke run (libFuzzer targets, ASan + UBSan, a few seconds each)" build/fuzz \
+    make -s fuzz-smoke
 run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/integration/run.sh
 run_suite "greet-admin against real servers" build/asan tests/admin/run.sh
+run_suite "least privilege (broker users, database roles)" build/asan tests/security/run.sh
+run_suite "TLS on both servers (amqps://, verify-full, certificate logins)" build/asan tests/tls/run.sh
 run_suite "deployment files (systemd, Kubernetes, compose, Dockerfile; offline)" . tests/deploy/run.sh
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh

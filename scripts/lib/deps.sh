@@ -4,7 +4,9 @@
 
 GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev"
 GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
-GREET_TEST_PACKAGES="check jq docker-compose prometheus curl python3-yaml systemd"
+# clang and libclang-rt-14-dev (which clang only recommends) for the
+# libFuzzer targets: -fsanitize=fuzzer links compiler-rt's libFuzzer.
+GREET_TEST_PACKAGES="check jq openssl docker-compose prometheus curl python3-yaml python3-pika systemd clang libclang-rt-14-dev"
 
 deps_missing() {
     local pkg missing=""
