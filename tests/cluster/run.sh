@@ -83,12 +83,12 @@ start_cluster_workers() {
     echo "#   workers on nodes: w1 $(worker_node w1), w2 $(worker_node w2), w3 $(worker_node w3)"
 }
 
-# check_resumed: of each worker process that lost its broker after the
-# fault began, when it noticed (broker.lost, from fault_begin) and how long
-# it then took to consume again (its next consumer.started); each within
-# RESUME_MAX s of its loss.
+# check_resumed [MAX]: of each worker process that lost its broker after
+# the fault began, when it noticed (broker.lost, from fault_begin) and how
+# long it then took to consume again (its next consumer.started); each
+# within MAX (default RESUME_MAX) s of its loss.
 check_resumed() {
-    local fb report worst
+    local fb report worst max=${1:-$RESUME_MAX}
     fb=$(marked fault_begin)
     report=$(for log in "$SC"/w*.log; do
         paste -d ' ' <(sed -n 's/^ts=\([0-9T:.-]*\)Z .*/\1/p' "$log" | date -u -f - +%s.%N) \
@@ -110,8 +110,8 @@ check_resumed() {
         done <<<"$report"
     fi
     worst=$(awk '{ print $4 }' <<<"$report" | sort -g | tail -n 1)
-    check "$SC_NAME: every worker that lost its node consumed again within $RESUME_MAX s (worst: ${worst:-none})" \
-        awk -v w="${worst:-0}" -v max="$RESUME_MAX" 'BEGIN { exit !(w != "never" && w <= max) }'
+    check "$SC_NAME: every worker that lost its node consumed again within $max s (worst: ${worst:-none})" \
+        awk -v w="${worst:-0}" -v max="$max" 'BEGIN { exit !(w != "never" && w <= max) }'
 }
 
 echo "# starting a three-node RabbitMQ cluster and PostgreSQL with a standby in $WORK"
@@ -229,7 +229,11 @@ total=$(wc -l <"$SC/sent")
 RATE_TO=$((total - BACKLOG / 20))
 scenario_end -1 180
 check_drain_rate
-check_resumed
+# Twice as long as after one loss: a node stopped right after another came
+# back can leave the jobs queue without a leader until the returned node
+# has caught up, and a worker's declare waits for it (4.62 s for two
+# workers at once, in a CI run; 0.08 to 0.13 s in most).
+check_resumed $((RESUME_MAX * 2))
 check_reconnects 9 # one per worker and node stop at most
 fi
 
