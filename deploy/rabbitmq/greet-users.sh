@@ -68,9 +68,12 @@ api_password=$(secret RABBITMQ_API_PASSWORD)
 [ -n "$api_password" ] || die "RABBITMQ_API_PASSWORD (or RABBITMQ_API_PASSWORD_FILE) is not set"
 vhost=$(printf '%s' "$GREET_VHOST" | sed 's|%|%25|g; s|/|%2F|g')
 
-# api METHOD PATH BODY: one call; fails with the broker's answer.
+# api METHOD PATH BODY: one call; fails with the broker's answer.  A
+# broker that is up but whose management listener is not yet (compose
+# starts this once the AMQP port answers) is waited for, a minute at most.
 api() {
-    out=$(curl --silent --show-error --max-time 10 --user "$api_user:$api_password" \
+    out=$(curl --silent --show-error --max-time 10 --retry 30 --retry-connrefused --retry-delay 2 \
+        --user "$api_user:$api_password" \
         --header 'content-type: application/json' --request "$1" --data "$3" \
         --write-out '\n%{http_code}' "${RABBITMQ_API%/}/api/$2") || die "$1 $2: cannot reach $RABBITMQ_API"
     code=$(printf '%s' "$out" | tail -n 1)

@@ -3,8 +3,9 @@
 
 Exits 0 when the check holds, 1 with the reasons on stdout when it does
 not, 2 on bad usage.  ROOT is the repository, or a copy of its deployment
-files (deploy/, Dockerfile, .dockerignore, docker-compose.yml) that
-tests/deploy/run.sh broke on purpose.  Facts about the programs and the
+files (deploy/, docker/, Dockerfile, .dockerignore, docker-compose.yml,
+scripts/compose-secrets.sh, and the secrets/ that script made in the copy)
+that tests/deploy/run.sh broke on purpose.  Facts about the programs and the
 Makefile come from the environment, gathered by run.sh:
 
   GREET_SHUTDOWN_DEFAULT   the worker's default GREET_SHUTDOWN_TIMEOUT, seconds (--help)
@@ -121,9 +122,14 @@ def http_addr(value):
 ALL_INTERFACES = ("", "0.0.0.0", "[::]", "*")
 
 
+_K8S_DOCUMENTS = {}
+
+
 def k8s_documents(root):
-    """[(file, document)] of every YAML file in deploy/kubernetes."""
-    docs = []
+    """[(file, document)] of every YAML file in deploy/kubernetes (read once)."""
+    if root in _K8S_DOCUMENTS:
+        return _K8S_DOCUMENTS[root]
+    docs = _K8S_DOCUMENTS[root] = []
     directory = os.path.join(root, K8S)
     for name in sorted(os.listdir(directory)):
         if not name.endswith((".yaml", ".yml")):
@@ -515,33 +521,173 @@ def check_k8s_security(root):
         fail(f"no Job in {K8S}")
     for _, job in jobs:
         name = dig(job, "metadata", "name")
-        jc = container(job)
-        if jc:
-            check_security("Job", name, job, jc, ids)
+        if len(pod_spec(job).get("containers") or []) != 1:
+            container(job)  # says why
+        for jc in all_containers(job):
+            check_security("Job", f"{name} container {jc.get('name')}", job, jc, ids)
+
+
+def all_containers(doc):
+    spec = pod_spec(doc)
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def mode_readable(mode, pod):
+    """Can the pod's non-root user read a Secret file of this mode?  The files
+    are root's; with fsGroup they are that group's, a group every container
+    of the pod is in."""
+    if mode & 0o004:
+        return True
+    return bool(mode & 0o040) and pod.get("fsGroup") is not None
+
+
+def secret_file(root, kind, doc, c, var):
+    """(Secret name, key) of the file that c's env VAR_FILE names: a path in a
+    read-only mount of a Secret volume, a key the Secret has, readable by the
+    pod's user.  None, with the failure recorded, when it is not."""
+    where = f"{kind} {dig(doc, 'metadata', 'name')} container {c.get('name')}"
+    e = container_env(c).get(f"{var}_FILE")
+    if e is None:
+        fail(f"{where}: {var}_FILE is not set ({var} must come from a mounted Secret file)")
+        return None
+    path = e.get("value")
+    if not isinstance(path, str) or not path.startswith("/"):
+        fail(f"{where}: {var}_FILE={path!r} is not an absolute path")
+        return None
+    volumes = {v.get("name"): v for v in pod_spec(doc).get("volumes") or []}
+    for m in c.get("volumeMounts") or []:
+        mount = (m.get("mountPath") or "").rstrip("/")
+        if not mount or not path.startswith(mount + "/"):
+            continue
+        rel = path[len(mount) + 1:]
+        if m.get("subPath"):
+            fail(f"{where}: {var}_FILE is in a subPath mount, which never sees a rotated Secret")
+            return None
+        v = volumes.get(m.get("name"))
+        sec = (v or {}).get("secret")
+        if not isinstance(sec, dict):
+            fail(f"{where}: {var}_FILE={path} is in volume {m.get('name')!r}, which is not a Secret")
+            return None
+        if m.get("readOnly") is not True:
+            fail(f"{where}: the Secret volume {m.get('name')!r} is not mounted readOnly")
+        name = sec.get("secretName")
+        known = secrets(root)
+        if name not in known:
+            fail(f"{where}: volume {m.get('name')!r}: Secret {name!r} is not defined in {K8S}")
+            return None
+        items = sec.get("items")
+        if items:
+            item = [i for i in items if os.path.normpath(i.get("path", "")) == rel]
+            if not item:
+                fail(f"{where}: {var}_FILE={path}: volume {m.get('name')!r} projects no {rel!r} "
+                     f"(items: {sorted(i.get('path') for i in items)})")
+                return None
+            key, mode = item[0].get("key"), item[0].get("mode", sec.get("defaultMode", 0o644))
+        else:
+            key, mode = rel, sec.get("defaultMode", 0o644)
+        if key not in known[name]:
+            fail(f"{where}: {var}_FILE={path}: Secret {name!r} has no key {key!r} (keys: {sorted(known[name])})")
+            return None
+        if not isinstance(mode, int) or not mode_readable(mode, pod_spec(doc).get("securityContext") or {}):
+            shown = oct(mode) if isinstance(mode, int) else repr(mode)
+            fail(f"{where}: {var}_FILE={path}: mode {shown} is "
+                 "not readable by the pod's user (0440 needs the pod's fsGroup; else 0444)")
+        return name, key
+    fail(f"{where}: {var}_FILE={path} is in no volume mounted in the container")
+    return None
+
+
+def secret_value(root, ref):
+    for _, s in by_kind(root, "Secret"):
+        if ref and dig(s, "metadata", "name") == ref[0]:
+            return str((s.get("stringData") or {}).get(ref[1], ""))
+    return None
 
 
 def check_k8s_secret_refs(root):
-    """Every secretKeyRef names a Secret and key defined here; Secrets carry placeholders."""
+    """URLs from mounted Secret files (the _FILE forms); every reference names a Secret key defined
+    here; Secrets carry placeholders."""
     for kind in ("Deployment", "Job"):
         for _, doc in by_kind(root, kind):
             name = dig(doc, "metadata", "name")
-            for c in pod_spec(doc).get("containers") or []:
+            for c in all_containers(doc):
                 for e in c.get("env") or []:
                     ref = dig(e, "valueFrom", "secretKeyRef")
                     if ref:
                         secret_ref_ok(root, f"{kind} {name} env {e.get('name')}", ref.get("name"), ref.get("key"))
+                    if e.get("name") in ("AMQP_URL", "DATABASE_URL"):
+                        fail(f"{kind} {name} container {c.get('name')}: {e.get('name')} in the environment; "
+                             f"use {e.get('name')}_FILE and a mounted Secret")
+                    elif str(e.get("name", "")).endswith("_FILE"):
+                        secret_file(root, kind, doc, c, e["name"][:-len("_FILE")])
                 for src in c.get("envFrom") or []:
                     ref = src.get("secretRef")
                     if ref and ref.get("name") not in secrets(root):
                         fail(f"{kind} {name}: envFrom Secret {ref.get('name')!r} is not defined")
+            for v in pod_spec(doc).get("volumes") or []:
+                sec = v.get("secret")
+                if isinstance(sec, dict):
+                    for item in sec.get("items") or []:
+                        secret_ref_ok(root, f"{kind} {name} volume {v.get('name')}", sec.get("secretName"),
+                                      item.get("key"))
     d, c = worker_container(root)
-    for var in ("AMQP_URL", "DATABASE_URL"):
-        if c and not dig(container_env(c).get(var, {}), "valueFrom", "secretKeyRef"):
-            fail(f"Deployment {WORKER_NAME}: {var} does not come from a Secret")
+    if c:
+        for var in ("AMQP_URL", "DATABASE_URL"):
+            secret_file(root, "Deployment", d, c, var)
     for _, s in by_kind(root, "Secret"):
         for key, value in (s.get("stringData") or {}).items():
             if "CHANGE-ME" not in str(value):
                 fail(f"Secret {dig(s, 'metadata', 'name')} {key}: not a marked placeholder (CHANGE-ME)")
+
+
+def url_user(url):
+    """The user name of a URL (the first, when AMQP_URL lists several)."""
+    from urllib.parse import urlsplit
+    try:
+        return urlsplit(re.split(r"[,;]", url or "")[0].strip()).username
+    except ValueError:
+        return None
+
+
+def check_k8s_users(root):
+    """Each pod's URLs name its least-privilege user; the broker-setup Job creates them, then declares."""
+    d, c = worker_container(root)
+    want = []
+    if c:
+        want += [("Deployment", d, c, "AMQP_URL", "greet-worker"), ("Deployment", d, c, "DATABASE_URL", "greet_worker")]
+    jobs = {}
+    for _, job in by_kind(root, "Job"):
+        for jc in all_containers(job):
+            jobs[tuple((jc.get("command") or []) + (jc.get("args") or []))[:2]] = (job, jc)
+    setup = jobs.get(("greet-admin", "declare"))
+    users = jobs.get(("greet-users",))
+    if not setup or not users:
+        fail("no Job with a greet-users init container and a greet-admin declare container "
+             "(the broker's users and queues)")
+    else:
+        if setup[0] is not users[0]:
+            fail("greet-users and greet-admin declare are not in one Job (the users must exist first)")
+        elif users[1] not in (pod_spec(users[0]).get("initContainers") or []):
+            fail(f"Job {dig(users[0], 'metadata', 'name')}: greet-users is not an init container: "
+                 "greet-admin declare would race it")
+        want.append(("Job", setup[0], setup[1], "AMQP_URL", "greet-admin"))
+        for user in ("ADMIN", "WORKER", "PRODUCER", "SUBSCRIBER"):
+            secret_file(root, "Job", users[0], users[1], f"GREET_{user}_AMQP_PASSWORD")
+        secret_file(root, "Job", users[0], users[1], "RABBITMQ_API_PASSWORD")
+    for kind, doc, cont, var, user in want:
+        ref = secret_file(root, kind, doc, cont, var)
+        got = url_user(secret_value(root, ref)) if ref else None
+        if ref and got != user:
+            fail(f"{kind} {dig(doc, 'metadata', 'name')}: {var} (Secret {ref[0]} key {ref[1]}) is user "
+                 f"{got!r}, expected the least-privilege {user!r}")
+    # KEDA's scaler: a passive inspect of the jobs queue, which greet-worker may.
+    for _, ta in by_kind(root, "TriggerAuthentication"):
+        for r in dig(ta, "spec", "secretTargetRef", default=[]) or []:
+            if r.get("parameter") == "host":
+                got = url_user(secret_value(root, (r.get("name"), r.get("key"))))
+                if got != "greet-worker":
+                    fail(f"TriggerAuthentication {dig(ta, 'metadata', 'name')}: host is user {got!r}, "
+                         "expected greet-worker (least privilege)")
 
 
 def check_k8s_scaledobject(root):
@@ -611,13 +757,22 @@ def check_k8s_job(root):
         fail(f"Job image {jc.get('image')!r} differs from the workers' {c.get('image')!r}")
     if pod_spec(job).get("restartPolicy") not in ("OnFailure", "Never"):
         fail("Job restartPolicy must be OnFailure or Never")
-    ref = dig(container_env(jc).get("DATABASE_URL", {}), "valueFrom", "secretKeyRef")
+    ref = secret_file(root, "Job", job, jc, "DATABASE_URL")
     if not ref:
-        fail("Job: DATABASE_URL does not come from a Secret")
         return
-    worker_ref = dig(container_env(c).get("DATABASE_URL", {}), "valueFrom", "secretKeyRef") if c else None
-    if worker_ref and (ref.get("name"), ref.get("key")) == (worker_ref.get("name"), worker_ref.get("key")):
-        fail("Job: migrate uses the workers' DATABASE_URL; greet_worker may only read")
+    worker_secrets = set()
+    if c:
+        worker_ref = secret_file(root, "Deployment", d, c, "DATABASE_URL")
+        if worker_ref == ref:
+            fail("Job: migrate uses the workers' DATABASE_URL; greet_worker may only read")
+        worker_secrets = {v.get("secret", {}).get("secretName") for v in pod_spec(d).get("volumes") or []
+                          if isinstance(v.get("secret"), dict)}
+    for v in pod_spec(job).get("volumes") or []:
+        if isinstance(v.get("secret"), dict) and v["secret"].get("secretName") in worker_secrets:
+            fail(f"Job: migrate mounts the workers' Secret {v['secret'].get('secretName')!r}; "
+                 "the owner's URL belongs in a Secret of its own")
+    if url_user(secret_value(root, ref)) == "greet_worker":
+        fail("Job: migrate's DATABASE_URL is greet_worker, which may only read")
     if "GREET_SQL_DIR" in container_env(jc):
         fail("Job: GREET_SQL_DIR is set; the image's installed sql/ is the one to apply")
 
@@ -629,7 +784,7 @@ def check_k8s_images(root):
     names = {i.get("name") for i in k.get("images") or []}
     for kind in ("Deployment", "Job"):
         for _, doc in by_kind(root, kind):
-            for c in pod_spec(doc).get("containers") or []:
+            for c in all_containers(doc):
                 image = c.get("image", "")
                 base = re.sub(r"(@sha256:[0-9a-f]+|:[^/:]+)$", "", image)
                 if names and base not in names:
@@ -721,9 +876,6 @@ def check_compose_migrate(root, config):
     """The schema: a one-shot greet-admin migrate, as the owner, that the worker waits for."""
     c = compose(config)
     services = c.get("services") or {}
-    def words(value):
-        return shlex.split(value) if isinstance(value, str) else list(value or [])
-
     migrate = [n for n, s in services.items()
                if (words(s.get("entrypoint")) + words(s.get("command")))[:2] == ["greet-admin", "migrate"]]
     if len(migrate) != 1:
@@ -733,8 +885,8 @@ def check_compose_migrate(root, config):
     m = services[name]
     if str(m.get("restart", "no")) not in ("no", "on-failure"):
         fail(f"compose {name}: restart {m.get('restart')!r}: a one-shot service must not restart when done")
-    url = compose_env(m).get("DATABASE_URL", "")
-    if "greet_worker" in url:
+    url = compose_value(root, c, name, "DATABASE_URL") or ""
+    if url_user(url) == "greet_worker":
         fail(f"compose {name}: DATABASE_URL is greet_worker, which may only read")
     if "postgres" not in (m.get("depends_on") or {}):
         fail(f"compose {name}: does not wait for postgres")
@@ -753,25 +905,295 @@ def check_compose_migrate(root, config):
             fail("compose postgres: still mounts sql/ for its init scripts; the schema is migrate's")
 
 
-def check_compose_env(root, config):
-    """The README's variables reach the services that use them."""
+SECRETS_DIR = "secrets"  # beside docker-compose.yml, made by scripts/compose-secrets.sh
+SECRETS_SCRIPT = "scripts/compose-secrets.sh"
+RUN_SECRETS = "/run/secrets"
+
+# Per service: what it runs, and the user each URL must name (README, "Least
+# privilege"; deploy/rabbitmq/greet-users.sh; sql/002_worker_role.sql).
+COMPOSE_USERS = {
+    "worker": (["greet-worker"], {"AMQP_URL": "greet-worker", "DATABASE_URL": "greet_worker"}),
+    "producer": (["greet-producer"], {"AMQP_URL": "greet-producer"}),
+    "replies": (["greet-replies"], {"AMQP_URL": "greet-subscriber"}),
+    "declare": (["greet-admin", "declare"], {"AMQP_URL": "greet-admin"}),
+    "migrate": (["greet-admin", "migrate"], {"DATABASE_URL": "postgres"}),
+}
+GREET_PROGRAMS = ("greet-worker", "greet-producer", "greet-replies", "greet-admin")
+
+
+def words(value):
+    return shlex.split(value) if isinstance(value, str) else list(value or [])
+
+
+def service_command(service):
+    return words(service.get("entrypoint")) + words(service.get("command"))
+
+
+def service_secret_mounts(service):
+    """{path in the container: secret name} of a service's secrets:."""
+    out = {}
+    for entry in service.get("secrets") or []:
+        source, target = (entry, None) if isinstance(entry, str) else (entry.get("source"), entry.get("target"))
+        target = target or source
+        out[target if str(target).startswith("/") else f"{RUN_SECRETS}/{target}"] = source
+    return out
+
+
+def host_path(root, config, path):
+    """A host path of the compose file (docker-compose config makes them absolute) under ROOT."""
+    return os.path.realpath(path if os.path.isabs(path) else os.path.join(root, path))
+
+
+def first_line(path):
+    with open(path, encoding="utf-8") as f:
+        return f.readline().rstrip("\r\n")
+
+
+def compose_value(root, c, name, var):
+    """The value a service reads for VAR: VAR, or the first line of the secret
+    file VAR_FILE names (which must be a secret mounted in the service, defined
+    at top level by a file).  None, with the failure recorded, when neither."""
+    service = (c.get("services") or {}).get(name) or {}
+    e = compose_env(service)
+    if e.get(var) not in (None, ""):
+        return str(e[var])
+    path = e.get(f"{var}_FILE")
+    if path in (None, ""):
+        fail(f"compose {name}: neither {var} nor {var}_FILE is set")
+        return None
+    mounts = service_secret_mounts(service)
+    if path not in mounts:
+        fail(f"compose {name}: {var}_FILE={path} is no secret mounted in {name} "
+             f"(its secrets: {sorted(mounts) or 'none'})")
+        return None
+    top = (c.get("secrets") or {}).get(mounts[path])
+    if not isinstance(top, dict) or not top.get("file"):
+        fail(f"compose {name}: secret {mounts[path]!r} is not defined at top level with a file:")
+        return None
+    try:
+        return first_line(host_path(root, c, top["file"]))
+    except OSError as e:
+        fail(f"compose {name}: {var}_FILE: secret {mounts[path]!r}: {e} (not a file {SECRETS_SCRIPT} creates)")
+        return None
+
+
+def url_parts(url):
+    """(user, password, host, port, path) of a URL; None if unreadable."""
+    from urllib.parse import urlsplit
+    try:
+        u = urlsplit(url or "")
+        return u.username, u.password, u.hostname, u.port, u.path
+    except ValueError:
+        return None
+
+
+def secret_in_value(value):
+    """A password in a URL's user information."""
+    return re.search(r"://[^/@\s]*:[^/@\s]+@", str(value or "")) is not None
+
+
+def check_compose_secrets(root, config):
+    """Secrets from files: every greet service reads its URLs through the _FILE forms, from secrets
+    defined at top level, each a file scripts/compose-secrets.sh creates; nothing secret in the
+    environment."""
     c = compose(config)
-    s = c.get("services") or {}
-    expect = [
-        ("rabbitmq", "RABBITMQ_DEFAULT_USER", "ru-test"),
-        ("rabbitmq", "RABBITMQ_DEFAULT_PASS", "rp-test"),
-        ("postgres", "POSTGRES_PASSWORD", "pp-test"),
-        ("postgres", "GREET_WORKER_PASSWORD", "wp-test"),
-        ("worker", "AMQP_URL", "ru-test:rp-test@"),
-        ("worker", "DATABASE_URL", "greet_worker:wp-test@"),
-        ("producer", "AMQP_URL", "ru-test:rp-test@"),
-        ("replies", "AMQP_URL", "ru-test:rp-test@"),
-        ("migrate", "DATABASE_URL", ":pp-test@"),
+    services = c.get("services") or {}
+    top = c.get("secrets") or {}
+    secrets_dir = os.path.realpath(os.path.join(root, SECRETS_DIR))
+    used = set()
+    for name, s in services.items():
+        for path, source in service_secret_mounts(s).items():
+            if source not in top:
+                fail(f"compose {name}: secret {source!r} is not defined at top level (secrets: {sorted(top)})")
+        e = compose_env(s)
+        for var, value in e.items():
+            if var.endswith("_FILE"):
+                if value not in service_secret_mounts(s):
+                    fail(f"compose {name}: {var}={value} is no secret mounted in {name}")
+            elif re.search(r"PASS(WORD)?$", var) or secret_in_value(value):
+                fail(f"compose {name}: {var} holds a secret in the environment; use {var}_FILE and a secret")
+        for vol in s.get("volumes") or []:
+            source = vol.get("source") if isinstance(vol, dict) else str(vol).split(":")[0]
+            if source and host_path(root, c, source).startswith(secrets_dir + os.sep):
+                used.add(host_path(root, c, source))
+                if not os.path.isfile(host_path(root, c, source)):
+                    fail(f"compose {name}: mounts {source}, which {SECRETS_SCRIPT} does not create")
+        command = service_command(s)
+        if command[:1] and command[0] in GREET_PROGRAMS:
+            for var in ("AMQP_URL", "DATABASE_URL"):
+                if e.get(var) not in (None, ""):
+                    fail(f"compose {name}: plain {var}"
+                         f"{' with a password' if secret_in_value(e[var]) else ''}; use {var}_FILE")
+        if name in COMPOSE_USERS:
+            for var in COMPOSE_USERS[name][1]:
+                if f"{var}_FILE" not in e:
+                    fail(f"compose {name}: {var}_FILE is not set ({var} must come from a secret file)")
+    for sname, spec in top.items():
+        f = (spec or {}).get("file") if isinstance(spec, dict) else None
+        if not f:
+            fail(f"compose: secret {sname!r} has no file: (external secrets need swarm)")
+            continue
+        path = host_path(root, c, f)
+        used.add(path)
+        if os.path.dirname(path) != secrets_dir:
+            fail(f"compose: secret {sname!r} is {f}, not a file in ./{SECRETS_DIR}/")
+        elif not os.path.isfile(path):
+            fail(f"compose: secret {sname!r}: {os.path.basename(path)} is not a file {SECRETS_SCRIPT} creates")
+    # What the script made (run.sh ran it into this tree): all used, modes as compose needs.
+    if not os.path.isdir(secrets_dir):
+        fail(f"./{SECRETS_DIR}/ does not exist: {SECRETS_SCRIPT} was not run")
+        return
+    if os.stat(secrets_dir).st_mode & 0o077:
+        fail(f"./{SECRETS_DIR}/ is mode {oct(os.stat(secrets_dir).st_mode & 0o777)}, expected 0700")
+    for entry in sorted(os.listdir(secrets_dir)):
+        path = os.path.join(secrets_dir, entry)
+        if path not in used:
+            fail(f"{SECRETS_SCRIPT} creates {entry}, which no service uses")
+        mode = os.stat(path).st_mode & 0o777
+        if mode != 0o644:
+            fail(f"{SECRETS_SCRIPT}: {entry} is mode {oct(mode)}, expected 0644 (compose mounts it as it "
+                 "is; the containers' users must read it)")
+
+
+def check_compose_users(root, config):
+    """Each service's URLs name its least-privilege user, with the password that user is given."""
+    c = compose(config)
+    services = c.get("services") or {}
+    bu = services.get("broker-users") or {}
+    pg = services.get("postgres") or {}
+    pg_db = compose_env(pg).get("POSTGRES_DB") or compose_env(pg).get("POSTGRES_USER") or "postgres"
+    # The passwords the users are given: greet-users.sh's variables; the postgres image's.
+    def given(user):
+        if user.startswith("greet-"):
+            return compose_value(root, c, "broker-users", f"GREET_{user[6:].upper()}_AMQP_PASSWORD")
+        if user == "greet_worker":
+            return compose_value(root, c, "postgres", "GREET_WORKER_PASSWORD")
+        if user == (compose_env(pg).get("POSTGRES_USER") or "postgres"):
+            return compose_value(root, c, "postgres", "POSTGRES_PASSWORD")
+        fail(f"compose: user {user!r} is given a password by no service")
+        return None
+    for name, (command, urls) in COMPOSE_USERS.items():
+        s = services.get(name)
+        if not isinstance(s, dict):
+            fail(f"compose: no {name} service")
+            continue
+        if service_command(s)[:len(command)] != command:
+            fail(f"compose {name}: runs {service_command(s)}, expected {' '.join(command)}")
+        for var, user in urls.items():
+            url = compose_value(root, c, name, var)
+            if url is None:
+                continue
+            parts = url_parts(url)
+            if not parts:
+                fail(f"compose {name}: {var} is no URL")
+                continue
+            got_user, password, host, port, path = parts
+            if got_user != user:
+                fail(f"compose {name}: {var} is user {got_user!r}, expected the least-privilege {user!r}")
+                continue
+            want = given(user)
+            if want is not None and password != want:
+                fail(f"compose {name}: {var}'s password for {user} is not the one {user} is given")
+            server, want_port = ("rabbitmq", 5672) if var == "AMQP_URL" else ("postgres", 5432)
+            if host != server or (port or want_port) != want_port:
+                fail(f"compose {name}: {var} names {host}:{port}, expected the {server} service, port {want_port}")
+            if var == "DATABASE_URL" and path.strip("/") != pg_db:
+                fail(f"compose {name}: DATABASE_URL names database {path.strip('/')!r}, postgres creates {pg_db!r}")
+    # The broker's administrator: what rabbitmq creates (conf.d), what broker-users logs in as.
+    rb = services.get("rabbitmq") or {}
+    confs = []
+    for vol in rb.get("volumes") or []:
+        if isinstance(vol, dict):
+            source, target = vol.get("source"), vol.get("target")
+        else:
+            source, target = (str(vol).split(":") + [""])[:2]
+        if str(target).startswith("/etc/rabbitmq/conf.d/"):
+            confs.append(host_path(root, c, source))
+    settings = {}
+    for conf in confs:
+        try:
+            with open(conf, encoding="utf-8") as f:
+                for line in f:
+                    m = re.fullmatch(r"\s*([\w.]+)\s*=\s*(.*?)\s*", line.rstrip("\n"))
+                    if m:
+                        settings[m.group(1)] = m.group(2)
+        except OSError as e:
+            fail(f"compose rabbitmq: conf.d file: {e}")
+    env_rb = compose_env(rb)
+    if any(k.startswith("RABBITMQ_DEFAULT_") for k in env_rb):
+        fail("compose rabbitmq: RABBITMQ_DEFAULT_* in the environment; the administrator comes from a conf.d file")
+    if "default_user" not in settings or "default_pass" not in settings:
+        fail("compose rabbitmq: no conf.d file mounted at /etc/rabbitmq/conf.d/ with default_user and default_pass")
+        return
+    if settings.get("default_user_tags.administrator") != "true":
+        fail("compose rabbitmq: default_user_tags.administrator is not true: greet-users.sh cannot create users")
+    if compose_env(bu).get("RABBITMQ_API_USER") != settings["default_user"]:
+        fail(f"compose broker-users: RABBITMQ_API_USER={compose_env(bu).get('RABBITMQ_API_USER')!r}, "
+             f"the broker's administrator is {settings['default_user']!r}")
+    if compose_value(root, c, "broker-users", "RABBITMQ_API_PASSWORD") != settings["default_pass"]:
+        fail("compose broker-users: RABBITMQ_API_PASSWORD is not the administrator's default_pass")
+
+
+def depends(service, other):
+    d = service.get("depends_on") or {}
+    if isinstance(d, list):
+        return "service_started" if other in d else None
+    return dig(d, other, "condition", default="service_started") if other in d else None
+
+
+def check_compose_order(root, config):
+    """Users, then queues, then the programs: broker-users after a healthy broker, declare after
+    broker-users, the programs after declare (and the workers after migrate)."""
+    c = compose(config)
+    services = c.get("services") or {}
+    want = [
+        ("broker-users", "rabbitmq", "service_healthy"),
+        ("declare", "broker-users", "service_completed_successfully"),
+        ("worker", "declare", "service_completed_successfully"),
+        ("worker", "migrate", "service_completed_successfully"),
+        ("producer", "declare", "service_completed_successfully"),
+        ("replies", "declare", "service_completed_successfully"),
     ]
-    for service, var, want in expect:
-        got = compose_env(s.get(service) or {}).get(var)
-        if got is None or want not in str(got):
-            fail(f"compose {service}: {var}={got!r} does not carry {want!r} from the environment")
+    for name, other, condition in want:
+        if name not in services or other not in services:
+            fail(f"compose: no {name if name not in services else other} service")
+            continue
+        got = depends(services[name], other)
+        if got != condition:
+            fail(f"compose {name}: depends_on {other} condition {got!r}, expected {condition}")
+    for name in ("broker-users", "declare", "migrate"):
+        s = services.get(name) or {}
+        if str(s.get("restart", "no")) not in ("no", "on-failure"):
+            fail(f"compose {name}: restart {s.get('restart')!r}: a one-shot service must not restart when done")
+    bu = services.get("broker-users") or {}
+    if service_command(bu)[:1] != ["greet-users"]:
+        fail(f"compose broker-users: runs {service_command(bu)}, expected greet-users")
+    api = url_parts(compose_env(bu).get("RABBITMQ_API", ""))
+    if not api or api[2] != "rabbitmq" or api[3] != 15672:
+        fail(f"compose broker-users: RABBITMQ_API={compose_env(bu).get('RABBITMQ_API')!r}, "
+             "expected the rabbitmq service's management API (http://rabbitmq:15672)")
+    image = str((services.get("rabbitmq") or {}).get("image", ""))
+    if not image.endswith("-management"):
+        fail(f"compose rabbitmq: image {image!r} has no management API (a -management image)")
+    # greet-users in the greet image: copied from deploy/rabbitmq/greet-users.sh into the PATH.
+    script = "deploy/rabbitmq/greet-users.sh"
+    stages = dockerfile_stages(root)
+    copies = []
+    for instruction, args in (stages[-1][1] if stages else []):
+        if instruction in ("COPY", "ADD") and "--from" not in args:
+            w = [x for x in shlex.split(args) if not x.startswith("--")]
+            copies.append((w[:-1], w[-1] if w else ""))
+    dest = [d for srcs, d in copies if script in [os.path.normpath(x) for x in srcs]]
+    if not dest:
+        fail(f"Dockerfile: the runtime stage does not COPY {script} (broker-users runs greet-users)")
+    elif dest[0] not in ("/usr/local/bin/greet-users", "/usr/bin/greet-users"):
+        fail(f"Dockerfile: COPY {script} {dest[0]}: broker-users runs greet-users, from the PATH")
+    if ignored(script, dockerignore(root)):
+        fail(f".dockerignore excludes {script}, which the image needs")
+    if os.path.exists(os.path.join(root, script)) and not os.access(os.path.join(root, script), os.X_OK):
+        fail(f"{script} is not executable: COPY keeps its mode, and greet-users would not run")
+    if "curl" not in (apt_packages(stages[-1][1]) if stages else set()):
+        fail("Dockerfile: the runtime stage does not install curl, which greet-users needs")
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -889,11 +1311,14 @@ CHECKS = {
     "k8s-security": check_k8s_security,
     "k8s-secret-refs": check_k8s_secret_refs,
     "k8s-scaledobject": check_k8s_scaledobject,
+    "k8s-users": check_k8s_users,
     "k8s-job": check_k8s_job,
     "k8s-images": check_k8s_images,
     "compose-worker": check_compose_worker,
     "compose-migrate": check_compose_migrate,
-    "compose-env": check_compose_env,
+    "compose-secrets": check_compose_secrets,
+    "compose-users": check_compose_users,
+    "compose-order": check_compose_order,
     "dockerfile-copies": check_dockerfile_copies,
     "dockerfile-packages": check_dockerfile_packages,
     "dockerfile-misc": check_dockerfile_misc,
@@ -908,7 +1333,7 @@ def main(argv):
         CHECKS[argv[1]](*argv[2:])
     except (OSError, yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
         fail(f"{type(e).__name__}: {e}")
-    for p in problems:
+    for p in dict.fromkeys(problems):
         print(p)
     return 1 if problems else 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The deployment files, checked offline in seconds: the systemd unit
 # (deploy/systemd), the Kubernetes manifests (deploy/kubernetes), the
-# compose file and the Dockerfile, against each other and against what
+# compose file with the secrets scripts/compose-secrets.sh makes for it (in
+# a scratch copy), and the Dockerfile, against each other and against what
 # the programs and the Makefile say (greet-worker --help, make -n install).
 # No Docker engine, no cluster, no network, no root beyond what is
 # installed.  Then copies broken on purpose, one fault each, must fail the
@@ -206,10 +207,13 @@ check "Deployment: /healthz and /readyz probes on GREET_HTTP_ADDR's port (named)
 check "Deployment: terminationGracePeriodSeconds above the shutdown deadline" c k8s-grace
 check "Deployment, Job: the image's numeric user, non-root, read-only root, no capabilities, memory bounds" \
     c k8s-security
-check "every secretKeyRef names a defined Secret key; Secret values are marked placeholders" c k8s-secret-refs
+check "URLs and passwords from read-only Secret volumes (*_FILE), keys defined, readable by the pod's user; placeholders" \
+    c k8s-secret-refs
+check "least-privilege users: workers and KEDA greet-worker/greet_worker; a Job runs greet-users, then declare as greet-admin" \
+    c k8s-users
 check "ScaledObject: the Deployment, rabbitmq on the worker's jobs queue (${GREET_JOBS_QUEUE_DEFAULT:-?}), QueueLength, auth from a Secret" \
     c k8s-scaledobject
-check "migrate Job: greet-admin migrate, the workers' image, the owner's DATABASE_URL" c k8s-job
+check "migrate Job: greet-admin migrate, the workers' image, the owner's DATABASE_URL_FILE from its own Secret" c k8s-job
 check "Deployment and Job images are the one kustomization.yaml sets" c k8s-images
 kustomize_build() {
     kubectl kustomize "$ROOT/deploy/kubernetes" >"$WORK/kustomized.yaml" &&
@@ -229,43 +233,102 @@ fi
 
 # ---------------------------------------------------------------- compose
 echo "# docker-compose.yml"
-README_VARS="RABBITMQ_USER RABBITMQ_PASSWORD POSTGRES_PASSWORD GREET_WORKER_PASSWORD"
-README_ENV=(RABBITMQ_USER=ru-test RABBITMQ_PASSWORD=rp-test POSTGRES_PASSWORD=pp-test GREET_WORKER_PASSWORD=wp-test)
-# compose_config ROOT OUT [VAR=value...]: docker-compose config of ROOT's
-# file, resolved, into OUT; the README's variables unset unless given.
-compose_config() {
-    local root=$1 out=$2 unset=() v
-    shift 2
-    for v in $README_VARS; do unset+=(-u "$v"); done
-    (cd "$root" && env "${unset[@]}" "$@" docker-compose -f docker-compose.yml config >"$out")
+# copy_tree DIR: the deployment files (not the repository's own secrets/,
+# if any) into DIR, the way compose and the image build see them.
+copy_tree() {
+    mkdir -p "$1/scripts" &&
+        cp -r "$ROOT/deploy" "$ROOT/docker" "$ROOT/Dockerfile" "$ROOT/docker-compose.yml" "$1/" &&
+        cp "$ROOT/scripts/compose-secrets.sh" "$1/scripts/" &&
+        { [ ! -e "$ROOT/.dockerignore" ] || cp "$ROOT/.dockerignore" "$1/"; } &&
+        touch "$1/.dockerignore"
 }
-# compose_check ROOT CHECK [VAR=value...]: a checks.py check of ROOT's
-# resolved compose file.
+# make_secrets ROOT: scripts/compose-secrets.sh of ROOT, into ROOT/secrets.
+make_secrets() {
+    "$1/scripts/compose-secrets.sh" "$1/secrets"
+}
+TREE=$WORK/tree
+copy_tree "$TREE"
+# secrets_script ROOT: ROOT's script makes the files (0644) in a 0700
+# ROOT/secrets, says what it made, and a second run makes nothing and
+# changes nothing.
+secrets_script() {
+    local dir=$1/secrets first second before after
+    rm -rf "$dir"
+    first=$(make_secrets "$1") || return 1
+    echo "$first"
+    [ "$(stat -c %a "$dir")" = 700 ] || {
+        echo "secrets/ is mode $(stat -c %a "$dir"), expected 700"
+        return 1
+    }
+    grep -q 'created .*/postgres-password' <<<"$first" || {
+        echo "the first run says nothing of what it created"
+        return 1
+    }
+    before=$(cd "$dir" && stat -c '%n %a' -- * && cat -- *)
+    second=$(make_secrets "$1") || {
+        echo "a second run failed (it must keep what exists, and agree with it)"
+        return 1
+    }
+    after=$(cd "$dir" && stat -c '%n %a' -- * && cat -- *)
+    if [ "$before" != "$after" ] || grep -q 'created /' <<<"$second"; then
+        echo "a second run changed ./secrets/: $second"
+        return 1
+    fi
+}
+check "scripts/compose-secrets.sh: ./secrets/ (0700), its files (0644), passwords and URLs; idempotent" \
+    secrets_script "$TREE"
+# compose_config ROOT OUT: docker-compose config of ROOT's file, resolved, into OUT.
+compose_config() {
+    (cd "$1" && docker-compose -f docker-compose.yml config >"$2")
+}
+# compose_check ROOT CHECK: a checks.py check of ROOT's resolved compose file.
 compose_check() {
     local root=$1 check=$2 out
-    shift 2
     out=$(mktemp "$WORK/compose.XXXXXX") || return 1
-    compose_config "$root" "$out" "$@" && c "$check" "$root" "$out"
+    compose_config "$root" "$out" && c "$check" "$root" "$out"
 }
 if have docker-compose; then
-    check "docker-compose config (local defaults)" compose_config "$ROOT" "$WORK/compose.yaml"
-    check "docker-compose config (the README's variables set)" compose_config "$ROOT" "$WORK/compose-env.yaml" \
-        "${README_ENV[@]}"
-    check "compose: the README's variables reach every service that uses them" \
-        c compose-env "$ROOT" "$WORK/compose-env.yaml"
+    check "docker-compose config (with the secrets scripts/compose-secrets.sh makes)" \
+        compose_config "$TREE" "$WORK/compose.yaml"
     check "compose worker: healthcheck on /readyz at GREET_HTTP_ADDR's port, curl in the image, scalable ports, grace" \
-        c compose-worker "$ROOT" "$WORK/compose.yaml"
+        c compose-worker "$TREE" "$WORK/compose.yaml"
     check "compose: one-shot greet-admin migrate as the owner; worker waits for its success" \
-        c compose-migrate "$ROOT" "$WORK/compose.yaml"
+        c compose-migrate "$TREE" "$WORK/compose.yaml"
+    check "compose: greet services read *_URL_FILE; secrets defined at top level, files the script makes; none in env" \
+        c compose-secrets "$TREE" "$WORK/compose.yaml"
+    check "compose: each URL names its least-privilege user, with the password that user is given" \
+        c compose-users "$TREE" "$WORK/compose.yaml"
+    check "compose: broker-users (greet-users, in the image), then declare, then worker/producer/replies" \
+        c compose-order "$TREE" "$WORK/compose.yaml"
 else
     skip "docker-compose config" "docker-compose is not installed"
 fi
-check "docker/initdb.sh: sh -n" sh -n "$ROOT/docker/initdb.sh"
+SCRIPTS=("$ROOT/docker/initdb.sh" "$ROOT/scripts/compose-secrets.sh" "$ROOT/deploy/rabbitmq/greet-users.sh")
+check "docker/initdb.sh, scripts/compose-secrets.sh, deploy/rabbitmq/greet-users.sh: sh -n" \
+    sh -c 'for f; do sh -n "$f" || exit 1; done' sh "${SCRIPTS[@]}"
+# initdb_password VAR=value...: the password docker/initdb.sh passes to psql
+# (a psql stub records it), with only the given variables set.
+initdb_password() {
+    local stub
+    stub=$(mktemp -d "$WORK/initdb.XXXXXX")
+    printf '#!/bin/sh\nfor a; do case $a in password=*) echo "${a#password=}" ;; esac; done\n' >"$stub/psql"
+    chmod +x "$stub/psql"
+    env -i PATH="$stub:/usr/bin:/bin" POSTGRES_USER=postgres POSTGRES_DB=greet "$@" sh "$ROOT/docker/initdb.sh" </dev/null
+}
+initdb_forms() {
+    local pw=$WORK/initdb-pw
+    printf 'from-file\n' >"$pw"
+    [ "$(initdb_password GREET_WORKER_PASSWORD=plain)" = plain ] &&
+        [ "$(initdb_password GREET_WORKER_PASSWORD_FILE="$pw")" = from-file ] &&
+        ! initdb_password GREET_WORKER_PASSWORD=plain GREET_WORKER_PASSWORD_FILE="$pw" &&
+        ! initdb_password
+}
+check "docker/initdb.sh: GREET_WORKER_PASSWORD or GREET_WORKER_PASSWORD_FILE, one of them" initdb_forms
 if have shellcheck; then
-    check "shellcheck docker/initdb.sh tests/deploy/run.sh" \
-        shellcheck -x -P "$ROOT" "$ROOT/docker/initdb.sh" "$ROOT/tests/deploy/run.sh"
+    check "shellcheck docker/initdb.sh scripts/compose-secrets.sh deploy/rabbitmq/greet-users.sh tests/deploy/run.sh" \
+        shellcheck -x -P "$ROOT" "${SCRIPTS[@]}" "$ROOT/tests/deploy/run.sh"
 else
-    skip "shellcheck docker/initdb.sh tests/deploy/run.sh" "shellcheck is not installed"
+    skip "shellcheck" "shellcheck is not installed"
 fi
 
 # ---------------------------------------------------------------- Dockerfile
@@ -285,27 +348,34 @@ check "numeric USER, STOPSIGNAL SIGTERM, one PREFIX for make all and install, gr
 echo "# broken copies: each fault must be caught, for its reason"
 N=0
 # broken NAME FILE SED-SCRIPT EXPECT CHECK-COMMAND...: copy the deployment
-# files, apply SED-SCRIPT to FILE, then CHECK-COMMAND (@B@ in it stands for
-# the copy) must fail with output matching the extended regex EXPECT.  A
-# SED-SCRIPT that changes nothing, or a copy that cannot be made, fails.
+# files, make their secrets (scripts/compose-secrets.sh), apply SED-SCRIPT
+# to FILE (one of the secrets/ too; when FILE is the script, the secrets
+# are made again by the broken script), then CHECK-COMMAND (@B@ in it
+# stands for the copy) must fail with output matching the extended regex
+# EXPECT.  A SED-SCRIPT that changes nothing, or a copy that cannot be
+# made, fails.
 broken() {
     local name=$1 file=$2 script=$3 expect=$4 out copy
     shift 4
     N=$((N + 1))
     copy=$WORK/broken-$N
-    if ! { mkdir -p "$copy" &&
-        cp -r "$ROOT/deploy" "$ROOT/docker" "$ROOT/Dockerfile" "$ROOT/docker-compose.yml" "$copy/" &&
-        { [ ! -e "$ROOT/.dockerignore" ] || cp "$ROOT/.dockerignore" "$copy/"; } &&
-        touch "$copy/.dockerignore" &&
-        sed -e "$script" "$copy/$file" >"$copy/$file.new" && mv "$copy/$file.new" "$copy/$file"; }; then
+    # (deploy/'s checks read no secrets/: none made for them.)
+    if ! { copy_tree "$copy" && { [ "${file#deploy/}" != "$file" ] || make_secrets "$copy" >/dev/null; } &&
+        cp "$copy/$file" "$copy/$file.orig" &&
+        sed -e "$script" "$copy/$file.orig" >"$copy/$file"; }; then
         _record 1 "caught: $name"
         echo "    the broken copy could not be made in $copy"
         return
     fi
-    if cmp -s "$copy/$file" "$ROOT/$file" 2>/dev/null || [ ! -s "$copy/$file" ]; then
+    if cmp -s "$copy/$file" "$copy/$file.orig" || [ ! -s "$copy/$file" ]; then
         _record 1 "caught: $name"
         echo "    the fault was not made: '$script' changes nothing in $file"
         return
+    fi
+    rm "$copy/$file.orig"
+    if [ "$file" = scripts/compose-secrets.sh ]; then
+        rm -rf "$copy/secrets"
+        make_secrets "$copy" >/dev/null 2>&1
     fi
     if out=$("${@//@B@/$copy}" 2>&1); then
         _record 1 "caught: $name"
@@ -356,11 +426,11 @@ broken "k8s: the pod's GREET_SHUTDOWN_TIMEOUT past the grace period" $K/deployme
 broken "k8s: runAsUser not the image's user" $K/deployment.yaml 's/runAsUser: .*/runAsUser: 1000/' \
     "runAsUser 1000, the image's USER is" c k8s-security @B@
 broken "k8s: readOnlyRootFilesystem off in the Job" $K/migrate-job.yaml \
-    's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/' 'Job greet-migrate: readOnlyRootFilesystem' \
+    's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/' 'Job greet-migrate container migrate: readOnlyRootFilesystem' \
     c k8s-security @B@
-broken "k8s: a secretKeyRef to a missing key" $K/deployment.yaml 's/key: DATABASE_URL/key: DATABASE_URI/' \
+broken "k8s: a Secret volume item with a missing key" $K/deployment.yaml 's/key: DATABASE_URL/key: DATABASE_URI/' \
     "no key 'DATABASE_URI'" c k8s-secret-refs @B@
-broken "k8s: a Secret value that is no marked placeholder" $K/secret.yaml 's/greet:CHANGE-ME@rabbitmq/greet:hunter2@rabbitmq/' \
+broken "k8s: a Secret value that is no marked placeholder" $K/secret.yaml 's/greet-worker:CHANGE-ME@rabbitmq/greet-worker:hunter2@rabbitmq/' \
     'not a marked placeholder' c k8s-secret-refs @B@
 broken "k8s: ScaledObject on another queue (greet.job)" $K/scaledobject.yaml 's/queueName: .*/queueName: greet.job/' \
     "queueName 'greet.job', the worker consumes 'greet.jobs'" c k8s-scaledobject @B@
@@ -378,8 +448,37 @@ broken "k8s: authenticationRef names no TriggerAuthentication" $K/scaledobject.y
     '/authenticationRef:/,/name:/s/name: .*/name: greet-amqp/' "'greet-amqp' is not defined" c k8s-scaledobject @B@
 broken "k8s: the Deployment sets replicas (fights the autoscaler)" $K/deployment.yaml \
     's/^  revisionHistoryLimit:/  replicas: 3\n&/' 'sets replicas' c k8s-scaledobject @B@
-broken "k8s: migrate Job with the workers' read-only URL" $K/migrate-job.yaml 's/name: greet-migrate$/name: greet-worker/' \
+broken "k8s: migrate Job with the workers' read-only URL" $K/migrate-job.yaml \
+    's/secretName: greet-migrate$/secretName: greet-worker/' \
     "uses the workers' DATABASE_URL" c k8s-job @B@
+broken "k8s: the worker's AMQP_URL in the environment again" $K/deployment.yaml \
+    's/- name: AMQP_URL_FILE$/- name: AMQP_URL/' 'AMQP_URL in the environment; use AMQP_URL_FILE' c k8s-secret-refs @B@
+broken "k8s: AMQP_URL_FILE names a file the Secret volume does not project" $K/deployment.yaml \
+    's|value: /run/secrets/greet/AMQP_URL$|value: /run/secrets/greet/AMQP_URI|' "projects no 'AMQP_URI'" \
+    c k8s-secret-refs @B@
+broken "k8s: DATABASE_URL_FILE outside the Secret's mount" $K/migrate-job.yaml \
+    's|value: /run/secrets/greet/DATABASE_URL$|value: /etc/greet/DATABASE_URL|' 'is in no volume mounted' \
+    c k8s-secret-refs @B@
+broken "k8s: Secret files (0440) with no fsGroup: unreadable by uid 10001" $K/deployment.yaml '/fsGroup:/d' \
+    'mode 0o440 is not readable' c k8s-secret-refs @B@
+broken "k8s: the Secret volume mounted writable" $K/migrate-job.yaml 's/readOnly: true/readOnly: false/' \
+    'not mounted readOnly' c k8s-secret-refs @B@
+broken "k8s: the broker-setup Job mounts a Secret that does not exist" $K/broker-setup-job.yaml \
+    's/secretName: greet-broker$/secretName: greet-brokers/' "Secret 'greet-brokers' is not defined" c k8s-secret-refs @B@
+broken "k8s: the workers' AMQP_URL as greet-admin" $K/secret.yaml '/^  AMQP_URL:/s/greet-worker:/greet-admin:/' \
+    "is user 'greet-admin', expected the least-privilege 'greet-worker'" c k8s-users @B@
+broken "k8s: the workers' DATABASE_URL as the owner" $K/secret.yaml '/^  DATABASE_URL:/s/greet_worker:/greet_owner:/' \
+    "is user 'greet_owner', expected the least-privilege 'greet_worker'" c k8s-users @B@
+broken "k8s: KEDA as the old shared user" $K/secret.yaml '/^  KEDA_RABBITMQ_HOST:/s/greet-worker:/greet:/' \
+    "host is user 'greet', expected greet-worker" c k8s-users @B@
+broken "k8s: declare as greet-producer" $K/secret-broker.yaml '/GREET_ADMIN_AMQP_URL:/s/greet-admin:/greet-producer:/' \
+    "is user 'greet-producer', expected the least-privilege 'greet-admin'" c k8s-users @B@
+broken "k8s: greet-users beside declare, not before it" $K/broker-setup-job.yaml 's/^      initContainers:$/      containers:/' \
+    'greet-users' c k8s-users @B@
+broken "k8s: greet-users without a user's password" $K/broker-setup-job.yaml '/name: GREET_PRODUCER_AMQP_PASSWORD_FILE/,+1d' \
+    'GREET_PRODUCER_AMQP_PASSWORD_FILE is not set' c k8s-users @B@
+broken "k8s: migrate Job's owner URL replaced by greet_worker" $K/secret-migrate.yaml 's/greet_owner:/greet_worker:/' \
+    'greet_worker, which may only read' c k8s-job @B@
 broken "k8s: migrate Job on another image" $K/migrate-job.yaml 's/image: greet:.*/image: greet-admin:0.1.0/' \
     'differs from the workers' c k8s-job @B@
 broken "k8s: kustomization.yaml forgets scaledobject.yaml" $K/kustomization.yaml '/scaledobject.yaml/d' \
@@ -407,13 +506,70 @@ if have docker-compose; then
         '/migrate:$/{n;s/service_completed_successfully/service_started/}' "condition 'service_started'" \
         compose_check @B@ compose-migrate
     broken "compose: migrate as greet_worker" docker-compose.yml \
-        's|postgresql://postgres:\${POSTGRES_PASSWORD:-greet}@|postgresql://greet_worker:${GREET_WORKER_PASSWORD:-greet-worker}@|' \
+        's|DATABASE_URL_FILE: /run/secrets/postgres-db-url|DATABASE_URL_FILE: /run/secrets/greet-worker-db-url|; s|- postgres-db-url$|- greet-worker-db-url|' \
         'may only read' compose_check @B@ compose-migrate
     broken "compose: postgres healthy during its init scripts" docker-compose.yml 's/"pg_isready", "-h", "127.0.0.1",/"pg_isready",/' \
         'init scripts' compose_check @B@ compose-migrate
-    broken "compose: a README variable no longer used" docker-compose.yml \
-        's/\${GREET_WORKER_PASSWORD:-greet-worker}@/greet-worker@/' "worker: DATABASE_URL=.*wp-test" \
-        compose_check @B@ compose-env "${README_ENV[@]}"
+    # Secrets from files.
+    broken "compose: the worker's AMQP_URL in plain, with a password" docker-compose.yml \
+        's|AMQP_URL_FILE: /run/secrets/greet-worker-amqp-url|AMQP_URL: amqp://greet-worker:pw@rabbitmq:5672/|' \
+        'plain AMQP_URL with a password' compose_check @B@ compose-secrets
+    broken "compose: POSTGRES_PASSWORD in the environment" docker-compose.yml \
+        's|POSTGRES_PASSWORD_FILE: /run/secrets/postgres-password|POSTGRES_PASSWORD: greet|' \
+        'POSTGRES_PASSWORD holds a secret in the environment' compose_check @B@ compose-secrets
+    # (docker-compose config refuses an undefined secret too; the check reads the file itself.)
+    broken "compose: a service's secret not defined at top level" docker-compose.yml \
+        '/^  greet-worker-db-url:$/,/file:/d' "secret 'greet-worker-db-url' is not defined at top level" \
+        c compose-secrets @B@ @B@/docker-compose.yml
+    broken "compose: a secret file scripts/compose-secrets.sh does not make" docker-compose.yml \
+        's|file: ./secrets/greet-worker-db-url$|file: ./secrets/greet-worker-db.url|' \
+        'greet-worker-db.url is not a file scripts/compose-secrets.sh creates' \
+        c compose-secrets @B@ @B@/docker-compose.yml
+    broken "compose: replies' AMQP_URL_FILE names a secret it does not mount" docker-compose.yml \
+        '/^  replies:/,/^  [a-z]/{/^      - greet-subscriber-amqp-url$/d}' 'is no secret mounted in replies' \
+        c compose-secrets @B@ @B@/docker-compose.yml
+    broken "compose-secrets.sh: files made 0600 (uid 10001 could not read them)" scripts/compose-secrets.sh \
+        's/chmod 644 /chmod 600 /g' 'mode 0o600, expected 0644' compose_check @B@ compose-secrets
+    broken "compose-secrets.sh: not idempotent (overwrites a password)" scripts/compose-secrets.sh \
+        's/^    if \[ -e "\$DIR\/\$1" \]; then$/    if false; then/' 'a second run (changed|failed)' secrets_script @B@
+    broken "compose-secrets.sh: a password file no service uses" scripts/compose-secrets.sh \
+        's/^put postgres-password /put postgres-password2 "$(password)" "spare"\n&/' \
+        'creates postgres-password2, which no service uses' compose_check @B@ compose-secrets
+    # Users and passwords.
+    broken "compose: the worker connects as greet-producer" docker-compose.yml \
+        's|AMQP_URL_FILE: /run/secrets/greet-worker-amqp-url|AMQP_URL_FILE: /run/secrets/greet-producer-amqp-url|; s|- greet-worker-amqp-url$|- greet-producer-amqp-url|' \
+        "worker: AMQP_URL is user 'greet-producer', expected the least-privilege 'greet-worker'" \
+        compose_check @B@ compose-users
+    broken "compose: declare as greet-worker" docker-compose.yml \
+        's|AMQP_URL_FILE: /run/secrets/greet-admin-amqp-url|AMQP_URL_FILE: /run/secrets/greet-worker-amqp-url|; s|- greet-admin-amqp-url$|- greet-worker-amqp-url|' \
+        "declare: AMQP_URL is user 'greet-worker', expected the least-privilege 'greet-admin'" \
+        compose_check @B@ compose-users
+    broken "compose: the worker's AMQP URL file with another password" secrets/greet-worker-amqp-url \
+        's/@rabbitmq/x@rabbitmq/' "AMQP_URL's password for greet-worker is not the one" compose_check @B@ compose-users
+    broken "compose-secrets.sh: greet_worker's URL with the owner's password" scripts/compose-secrets.sh \
+        's/value greet-worker-db-password/value postgres-password/' \
+        "DATABASE_URL's password for greet_worker is not the one" compose_check @B@ compose-users
+    broken "compose-secrets.sh: URLs to a host that is no service" scripts/compose-secrets.sh \
+        's/^DB_HOST=postgres:5432/DB_HOST=db:5432/' 'expected the postgres service' compose_check @B@ compose-users
+    broken "compose: broker-users logs in with another password than the broker's" secrets/rabbitmq-admin.conf \
+        's/^default_pass = /&x/' "not the administrator's default_pass" compose_check @B@ compose-users
+    broken "compose: the broker's administrator without the administrator tag" secrets/rabbitmq-admin.conf \
+        '/^default_user_tags/d' 'administrator is not true' compose_check @B@ compose-users
+    # Order.
+    broken "compose: declare does not wait for broker-users' success" docker-compose.yml \
+        '/^      broker-users:$/{n;s/service_completed_successfully/service_started/}' \
+        "declare: depends_on broker-users condition 'service_started'" compose_check @B@ compose-order
+    broken "compose: replies does not wait for declare" docker-compose.yml \
+        '/^  replies:/,/^  [a-z]/{/^      declare:$/,/condition:/d}' \
+        "replies: depends_on declare condition None" compose_check @B@ compose-order
+    broken "compose: broker-users restarts when done" docker-compose.yml \
+        '/^  broker-users:/,/^  [a-z]/s/restart: "no"/restart: unless-stopped/' \
+        "broker-users: restart 'unless-stopped'" compose_check @B@ compose-order
+    broken "compose: rabbitmq without the management API" docker-compose.yml \
+        's/image: rabbitmq:3.13-management/image: rabbitmq:3.13/' 'has no management API' \
+        compose_check @B@ compose-order
+    broken "Dockerfile: greet-users not in the image" Dockerfile '/greet-users.sh \/usr\/local\/bin/d' \
+        'does not COPY deploy/rabbitmq/greet-users.sh' compose_check @B@ compose-order
     broken "compose: invalid file" docker-compose.yml 's/^services:/servics:/' 'invalid' compose_config @B@ /dev/null
 fi
 broken "Dockerfile: admin/ not copied" Dockerfile '/^COPY admin /d' 'does not COPY admin/' c dockerfile-copies @B@
