@@ -39,7 +39,7 @@ endif
 CFLAGS ?= $(BUILD_CFLAGS)
 
 ALL_CPPFLAGS = -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGREET_VERSION='"$(VERSION)"' -Icommon -Iproducer -Iworker \
-               $(shell $(PKG_CONFIG) --cflags librabbitmq openssl jansson libpq libmicrohttpd) $(CPPFLAGS)
+               $(shell $(PKG_CONFIG) --cflags librabbitmq openssl jansson libpq libmicrohttpd libjwt) $(CPPFLAGS)
 ALL_CFLAGS   = $(WARNINGS) $(CFLAGS) $(BUILD_FLAGS)
 pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 
@@ -51,7 +51,8 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
              common/jsonw.c common/stdfds.c common/http_addr.c \
              common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
-             common/mq.c common/mq_url.c common/db.c common/db_url.c common/prom.c common/http.c
+             common/mq.c common/mq_url.c common/db.c common/db_url.c common/prom.c common/http.c \
+             common/token.c
 WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c worker/metrics.c \
                worker/status.c
 PRODUCER_SRC = producer/main.c producer/producer.c producer/jobsource.c
@@ -65,21 +66,23 @@ UNIT_SRC     = tests/unit/main.c tests/unit/test_buf.c tests/unit/test_utf8.c te
                tests/unit/test_reply.c tests/unit/test_backoff.c tests/unit/test_jobsource.c \
                tests/unit/test_jsonw.c tests/unit/test_stdfds.c \
                tests/unit/test_confirms.c tests/unit/test_ledger.c tests/unit/test_prom.c \
-               tests/unit/test_metrics.c
+               tests/unit/test_metrics.c tests/unit/test_token.c
 UNIT_SRC    += tests/unit/test_admin_dead.c tests/unit/test_admin_migration.c \
                tests/unit/test_admin_rows.c
 TOOL_SRC     = tests/tools/mqtool.c tests/tools/historycheck.c tests/tools/httpabuse.c bench/baseline.c
 
 # libmicrohttpd: the worker's /metrics, /healthz and /readyz (common/http.c).
+# libjwt: job tokens (common/token.c), verified by the worker, made by the
+# producer with --jwt-key; no other program links it.
 # openssl: common/mq.c verifies the broker's certificate through OpenSSL
 # itself (librabbitmq's own TLS library; libssl-dev comes with
 # librabbitmq-dev).
-WORKER_LIBS   = $(call pkg_libs,librabbitmq openssl jansson libpq libmicrohttpd) -lpthread -lm
-PRODUCER_LIBS = $(call pkg_libs,librabbitmq openssl jansson) -lm
+WORKER_LIBS   = $(call pkg_libs,librabbitmq openssl jansson libpq libmicrohttpd libjwt) -lpthread -lm
+PRODUCER_LIBS = $(call pkg_libs,librabbitmq openssl jansson libjwt) -lm
 REPLIES_LIBS  = $(call pkg_libs,librabbitmq openssl jansson) -lm
 ADMIN_LIBS    = $(call pkg_libs,librabbitmq openssl jansson libpq) -lm
 TOOL_LIBS     = $(call pkg_libs,librabbitmq openssl jansson libpq) -lm
-UNIT_LIBS     = $(call pkg_libs,check librabbitmq openssl jansson libpq) -lm
+UNIT_LIBS     = $(call pkg_libs,check librabbitmq openssl jansson libpq libjwt) -lm
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -143,7 +146,7 @@ $(BUILD)/%.o: %.c
 # and UBSan into build/fuzz/, beside whichever build the variables above
 # chose.  A new target is one more word in FUZZ_TARGETS and its seeds in
 # tests/fuzz/corpus/<target>/.
-FUZZ_TARGETS = job reply greet config mq_url db_url utf8 http_addr prom
+FUZZ_TARGETS = job reply greet config mq_url db_url utf8 http_addr prom token
 FUZZ_CC      ?= clang
 FUZZ_CFLAGS  ?= -O1 -g
 FUZZ_SECONDS ?= 60
@@ -153,8 +156,8 @@ FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
 # The modules under test: the pure ones and the URL checkers.
 FUZZ_COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c \
                   common/greet.c common/jsonw.c common/http_addr.c common/reply.c \
-                  common/prom.c common/mq_url.c common/db_url.c
-FUZZ_LIBS    = $(call pkg_libs,librabbitmq jansson libpq) -lm
+                  common/prom.c common/mq_url.c common/db_url.c common/token.c
+FUZZ_LIBS    = $(call pkg_libs,librabbitmq jansson libpq libjwt openssl) -lm
 FUZZ_LIB     = build/fuzz/libgreet.a
 FUZZ_BINS    = $(patsubst %,build/fuzz/fuzz-%,$(FUZZ_TARGETS))
 fuzz_obj     = $(patsubst %.c,build/fuzz/%.o,$(1))
@@ -205,12 +208,18 @@ test-integration:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/integration/run.sh
 
-.PHONY: test-admin test-deploy
+.PHONY: test-admin test-deploy test-auth
 test-deploy: all
 	tests/deploy/run.sh
 test-admin:
 	$(MAKE) SANITIZE=1 all tools
 	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/admin/run.sh
+
+# Authenticated jobs (GREET_AUTH=jwt): signed by greet-producer and by
+# another language, every kind of bad token refused before the database.
+test-auth:
+	$(MAKE) SANITIZE=1 all tools
+	GREET_BIN=build/asan/bin GREET_TOOLS=build/asan/tests tests/auth/run.sh
 
 # TLS on both servers: amqps://, verify-full, logins by client certificate.
 .PHONY: test-tls
@@ -280,6 +289,7 @@ help:
 	@echo "make test-observe     /metrics, /healthz, /readyz: a real Prometheus, outages, bad clients"
 	@echo "make test-admin       greet-admin against real servers (sanitizer build)"
 	@echo "make test-tls         TLS on both servers: amqps://, verify-full, certificate logins, refusals"
+	@echo "make test-auth        authenticated jobs (GREET_AUTH=jwt): good and bad tokens, real servers"
 	@echo "make test-security    least privilege: each broker user and database role refused the rest"
 	@echo "make test-deploy      the deployment files, checked offline"
 	@echo "make fuzz             each libFuzzer target (tests/fuzz/) for FUZZ_SECONDS (default 60)"

@@ -54,6 +54,15 @@ psql_ -c "INSERT INTO user_preferences (user_id, display_name, language, formali
 "$BIN/greet-producer" --count 1 --id-prefix warmup >/dev/null 2>&1 # declares the topology
 "$TOOLS/mqtool" purge greet.jobs greet.replies >/dev/null
 
+# Authenticated jobs (GREET_AUTH=jwt): an HMAC secret, an ES256 pair.  The
+# rows with tokens fill the queue with signed jobs (FILL_ARGS) and run the
+# worker with the settings that check them (WORKER_ENV).
+head -c 32 /dev/urandom >"$WORK/hs.key"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/es.pem" 2>/dev/null &&
+    openssl pkey -in "$WORK/es.pem" -pubout -out "$WORK/es.pub" 2>/dev/null || exit 1
+FILL_ARGS=()
+WORKER_ENV=()
+
 median() { # median NUMBER...
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
@@ -61,7 +70,8 @@ median() { # median NUMBER...
 # fill: JOBS jobs in the jobs queue, no consumer yet.
 fill() {
     "$TOOLS/mqtool" purge greet.jobs greet.replies >/dev/null
-    "$BIN/greet-producer" --count "$JOBS" --users "$USERS" >/dev/null 2>"$WORK/fill.err" ||
+    "$BIN/greet-producer" --count "$JOBS" --users "${FILL_USERS:-$USERS}" "${FILL_ARGS[@]}" \
+        >/dev/null 2>"$WORK/fill.err" ||
         { cat "$WORK/fill.err"; exit 1; }
 }
 
@@ -99,8 +109,8 @@ drain_workers() {
     for n in $(seq 1 "$count"); do
         port=""
         [ -n "$scrapes" ] && port=$(free_port)
-        GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch GREET_HTTP_ADDR=${port:+127.0.0.1:$port} \
-            "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
+        env "${WORKER_ENV[@]}" GREET_PREFETCH=$prefetch GREET_BATCH_MAX=$prefetch \
+            GREET_HTTP_ADDR=${port:+127.0.0.1:$port} "$BIN/greet-worker" >>"$WORK/worker.log" 2>&1 &
         WORKER_PIDS+=($!)
         if [ -n "$scrapes" ]; then
             "$TOOLS/httpabuse" "$port" scrape "$scrapes" >>"$WORK/scrape.out" 2>&1 &
@@ -138,8 +148,32 @@ latency() {
         <<<"$summary"
 }
 
+# drain_signed ALG PREFETCH [USERS]: drain_workers 1 PREFETCH on jobs
+# signed with ALG (HS256 or ES256), checked by the worker (GREET_AUTH=jwt),
+# spread over USERS users (default: all of them), so over as many tokens.
+drain_signed() {
+    local key=$WORK/hs.key public=$WORK/hs.key FILL_USERS=${3:-$USERS}
+    if [ "$1" = ES256 ]; then
+        key=$WORK/es.pem public=$WORK/es.pub
+    fi
+    local refused
+    FILL_ARGS=(--jwt-key "$key" --jwt-alg "$1")
+    WORKER_ENV=(GREET_AUTH=jwt GREET_JWT_KEY_FILE="$public" GREET_JWT_ALG="$1")
+    refused=$(grep -c 'event=job.poison' "$WORK/worker.log")
+    drain_workers 1 "$2"
+    FILL_ARGS=()
+    WORKER_ENV=()
+    # Refused jobs are answered too, faster: the rate would be of those.
+    if [ "$(grep -c 'event=job.poison' "$WORK/worker.log")" != "$refused" ]; then
+        echo "bench: the worker refused $1 tokens:" >&2
+        grep 'event=job.poison' "$WORK/worker.log" | tail -n 3 >&2
+        exit 1
+    fi
+}
+
 measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
     local prefetch=$1 run b=() cb=() w1=() c1=() r1=() w2=() c2=() r2=() ws=() cs=()
+    local wh=() ch=() we=() ce=()
     for run in $(seq 1 "$RUNS"); do
         read -r t c <<<"$(drain_baseline "$prefetch")"
         b+=("$t") cb+=("$c")
@@ -149,12 +183,22 @@ measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
         w2+=("$t") c2+=("$c") r2+=("$r")
         read -r t c r <<<"$(drain_workers 1 "$prefetch" 100)"
         ws+=("$t") cs+=("$c")
-        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s, 1 worker scraped 100/s ${ws[-1]}/s ($(tail -n 1 "$WORK/scrape.out"))"
+        read -r t c r <<<"$(drain_signed HS256 "$prefetch")"
+        wh+=("$t") ch+=("$c")
+        # libjwt 1.10 parses the PEM key for every ES256 token it checks (a
+        # millisecond with OpenSSL 3.0); the worker remembers 4096 tokens
+        # that verified.  A token per user of 1000, as a producer that
+        # reuses its tokens sends them.
+        read -r t c r <<<"$(drain_signed ES256 "$prefetch" 1000)"
+        we+=("$t") ce+=("$c")
+        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s, 1 worker scraped 100/s ${ws[-1]}/s ($(tail -n 1 "$WORK/scrape.out")), 1 worker with tokens: HS256 ${wh[-1]}/s, ES256 (1000 users) ${we[-1]}/s"
     done
     RESULT_BASE=$(median "${b[@]}") RESULT_CB=$(median "${cb[@]}")
     RESULT_W1=$(median "${w1[@]}") RESULT_C1=$(median "${c1[@]}") RESULT_R1=$(median "${r1[@]}")
     RESULT_W2=$(median "${w2[@]}") RESULT_C2=$(median "${c2[@]}") RESULT_R2=$(median "${r2[@]}")
     RESULT_WS=$(median "${ws[@]}") RESULT_CS=$(median "${cs[@]}")
+    RESULT_WH=$(median "${wh[@]}") RESULT_CH=$(median "${ch[@]}")
+    RESULT_WE=$(median "${we[@]}") RESULT_CE=$(median "${ce[@]}")
 }
 
 measure_latency() { # measure_latency RATE PREFETCH: RESULT_LAT="p50 p95 p99 max", medians
@@ -182,7 +226,7 @@ for prefetch in $PREFETCHES; do
     lat1000=$RESULT_LAT
     measure_latency "$half" "$prefetch"
     lathalf=$RESULT_LAT
-    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf $RESULT_WS $RESULT_CS")
+    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf $RESULT_WS $RESULT_CS $RESULT_WH $RESULT_CH $RESULT_WE $RESULT_CE")
 done
 
 printf '\n%s jobs per drain, median of %s run(s); latency: %s jobs open loop, 1 worker\n\n' "$JOBS" "$RUNS" "$LATENCY_JOBS"
@@ -194,13 +238,17 @@ table_row "" "" "" "" "" "" "p50/p95/p99/max" "p50/p95/p99/max"
 printf '{"date":"%s","jobs":%s,"runs":%s,"latency_jobs":%s,"rows":[' "$STAMP" "$JOBS" "$RUNS" "$LATENCY_JOBS" >"$JSON"
 separator=""
 for row in "${ROWS[@]}"; do
-    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax ws cs <<<"$row"
+    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax ws cs wh ch we ce <<<"$row"
     table_row "$p" "broker-only baseline" "$base" "1.00" "$cb" "" "" ""
     table_row "" "1 worker" "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1" "$a50/$a95/$a99/$amax" \
         "$h50/$h95/$h99/$hmax (at $half/s)"
     table_row "" "2 workers" "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2" "" ""
     table_row "" "1 worker, scraped" "$ws" "$(ratio "$ws" "$base")" "$cs" "" \
         "/metrics 100 times a second:" "$(ratio "$ws" "$w1") of the unscraped worker's rate"
+    table_row "" "1 worker, jwt HS256" "$wh" "$(ratio "$wh" "$base")" "$ch" "" \
+        "tokens of 10000 users:" "$(ratio "$wh" "$w1") of the rate without tokens"
+    table_row "" "1 worker, jwt ES256" "$we" "$(ratio "$we" "$base")" "$ce" "" \
+        "tokens of 1000 users:" "$(ratio "$we" "$w1") of the rate without tokens"
     {
         printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,"baseline_cpu_us_per_job":%s,' "$separator" "$p" "$base" "$cb"
         printf '"worker1_jobs_per_s":%s,"worker1_ratio":%s,"worker1_cpu_us_per_job":%s,"worker1_peak_rss_kib":%s,' \
@@ -209,6 +257,10 @@ for row in "${ROWS[@]}"; do
             "$w2" "$(ratio "$w2" "$base")" "$c2" "$r2"
         printf '"worker1_scraped_jobs_per_s":%s,"worker1_scraped_cpu_us_per_job":%s,"scraped_to_unscraped":%s,' \
             "$ws" "$cs" "$(ratio "$ws" "$w1")"
+        printf '"worker1_hs256_jobs_per_s":%s,"worker1_hs256_cpu_us_per_job":%s,"hs256_to_no_tokens":%s,' \
+            "$wh" "$ch" "$(ratio "$wh" "$w1")"
+        printf '"worker1_es256_jobs_per_s":%s,"worker1_es256_cpu_us_per_job":%s,"es256_to_no_tokens":%s,' \
+            "$we" "$ce" "$(ratio "$we" "$w1")"
         printf '"latency_ms_at_1000":{"p50":%s,"p95":%s,"p99":%s,"max":%s},' "$a50" "$a95" "$a99" "$amax"
         printf '"latency_rate_half":%s,"latency_ms_at_half":{"p50":%s,"p95":%s,"p99":%s,"max":%s}}' \
             "$half" "$h50" "$h95" "$h99" "$hmax"

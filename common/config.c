@@ -3,6 +3,7 @@
 
 #include "http_addr.h"
 #include "log.h"
+#include "token.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum option_type { OPT_STRING, OPT_INT, OPT_SECONDS, OPT_BOOL };
@@ -78,6 +80,20 @@ static const struct option options[] = {
     {"http-addr", "GREET_HTTP_ADDR", OPT_STRING, "", 0, 0, AT(http_addr), PROGRAM_WORKER,
      "serve /metrics, /healthz and /readyz on HOST:PORT, e.g. 127.0.0.1:9464 or :9464 (default: "
      "off)"},
+    {"auth", "GREET_AUTH", OPT_STRING, "none", 0, 0, AT(auth), PROGRAM_WORKER,
+     "none, or jwt: every job must carry a token signed for its user_id, checked with "
+     "GREET_JWT_KEY_FILE"},
+    {"jwt-key-file", "GREET_JWT_KEY_FILE", OPT_STRING, NULL, 0, 0, AT(jwt_key_file), PROGRAM_WORKER,
+     "with GREET_AUTH=jwt: the file whose bytes are the HMAC secret, or holding the PEM public "
+     "key, that verifies the tokens (read once, at start)"},
+    {"jwt-alg", "GREET_JWT_ALG", OPT_STRING, "HS256", 0, 0, AT(jwt_alg), PROGRAM_WORKER,
+     "the one alg a token may have: " TOKEN_ALGS},
+    {"jwt-issuer", "GREET_JWT_ISSUER", OPT_STRING, NULL, 0, 0, AT(jwt_issuer), PROGRAM_WORKER,
+     "when set, a token's iss must be this"},
+    {"jwt-audience", "GREET_JWT_AUDIENCE", OPT_STRING, NULL, 0, 0, AT(jwt_audience), PROGRAM_WORKER,
+     "when set, a token's aud must be this, or a list holding it"},
+    {"jwt-leeway", "GREET_JWT_LEEWAY", OPT_SECONDS, "30", 0, 3600, AT(jwt_leeway), PROGRAM_WORKER,
+     "seconds of clock skew allowed on a token's exp and nbf"},
     {"log-level", "GREET_LOG_LEVEL", OPT_STRING, "info", 0, 0, AT(log_level), PROGRAM_WORKER,
      "debug, info, warn or error"},
     /* The command-line programs log on the stderr a person reads, where
@@ -113,6 +129,19 @@ static const struct option options[] = {
      "with --file: send each line as it is, unchecked (to test or replay bad jobs)"},
     {"progress", NULL, OPT_BOOL, NULL, 0, 0, AT(progress), PROGRAM_PRODUCER,
      "show progress on stderr even when it is not a terminal"},
+    /* Flags only: a producer signs when told to, never because a worker's
+     * GREET_JWT_* happen to be in its environment. */
+    {"jwt-key", NULL, OPT_STRING, NULL, 0, 0, AT(jwt_key), PROGRAM_PRODUCER,
+     "give every job with a user_id a token signed for it: the file whose bytes are the HMAC "
+     "secret, or holding the PEM private key"},
+    {"jwt-alg", NULL, OPT_STRING, "HS256", 0, 0, AT(jwt_alg), PROGRAM_PRODUCER,
+     "with --jwt-key: the alg, one of " TOKEN_ALGS},
+    {"jwt-ttl", NULL, OPT_INT, "3600", 1, 31536000, AT(jwt_ttl), PROGRAM_PRODUCER,
+     "with --jwt-key: seconds a token stays valid (its exp)"},
+    {"jwt-issuer", NULL, OPT_STRING, NULL, 0, 0, AT(jwt_issuer), PROGRAM_PRODUCER,
+     "with --jwt-key: the tokens' iss"},
+    {"jwt-audience", NULL, OPT_STRING, NULL, 0, 0, AT(jwt_audience), PROGRAM_PRODUCER,
+     "with --jwt-key: the tokens' aud"},
     {"count", NULL, OPT_INT, "0", 0, 100000000, AT(count), PROGRAM_REPLIES,
      "stop after COUNT replies (0: run until a signal)"},
     {"dedupe", NULL, OPT_BOOL, NULL, 0, 0, AT(dedupe), PROGRAM_REPLIES,
@@ -455,6 +484,79 @@ static bool validate_tls(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* NULL when alg is one of TOKEN_ALGS, exactly; else what to say. */
+static const char *alg_problem(const char *alg)
+{
+    const char *list = TOKEN_ALGS;
+    size_t len = strlen(alg);
+
+    for (const char *p = list; len > 0 && (p = strstr(p, alg)) != NULL; p++)
+        if ((p == list || p[-1] == ' ') && (p[len] == ',' || p[len] == '\0'))
+            return NULL;
+    if (strcasecmp(alg, "EdDSA") == 0 || strcasecmp(alg, "Ed25519") == 0)
+        return "EdDSA is not supported by libjwt 1.10 (Debian 12's); for a public key use ES256 "
+               "or RS256";
+    if (strcasecmp(alg, "none") == 0)
+        return "none would take unsigned tokens; expected one of " TOKEN_ALGS;
+    return "expected one of " TOKEN_ALGS;
+}
+
+/* Authenticated jobs: a key to check tokens with, readable now, and an
+ * alg this build has.  A key file without GREET_AUTH=jwt is refused: the
+ * operator meant tokens to be checked, and they would not be. */
+static bool validate_auth(const struct config *cfg, char *err, size_t errlen)
+{
+    const char *problem;
+    char why[512];
+
+    if (cfg->program & PROGRAM_WORKER) {
+        if (strcmp(cfg->auth, "none") != 0 && strcmp(cfg->auth, "jwt") != 0) {
+            set_error(err, errlen, "GREET_AUTH (--auth): expected none or jwt, got '%s'",
+                      cfg->auth);
+            return false;
+        }
+        if (strcmp(cfg->auth, "none") == 0) {
+            if (!is_set(cfg->jwt_key_file))
+                return true;
+            set_error(err, errlen,
+                      "GREET_JWT_KEY_FILE (--jwt-key-file) is set but GREET_AUTH is none: set "
+                      "GREET_AUTH=jwt to check tokens, or unset it");
+            return false;
+        }
+        if (!is_set(cfg->jwt_key_file)) {
+            set_error(err, errlen,
+                      "GREET_AUTH=jwt needs GREET_JWT_KEY_FILE (--jwt-key-file): the file of the "
+                      "key that verifies the tokens (an HMAC key, or a PEM public key)");
+            return false;
+        }
+        if (!file_readable(cfg->jwt_key_file, why, sizeof why)) {
+            set_error(err, errlen, "GREET_JWT_KEY_FILE (--jwt-key-file): %s", why);
+            return false;
+        }
+        if ((problem = alg_problem(cfg->jwt_alg)) != NULL) {
+            set_error(err, errlen, "GREET_JWT_ALG (--jwt-alg): '%s': %s", cfg->jwt_alg, problem);
+            return false;
+        }
+    }
+    if (cfg->program & PROGRAM_PRODUCER) {
+        if (!is_set(cfg->jwt_key)) {
+            if (!is_set(cfg->jwt_issuer) && !is_set(cfg->jwt_audience))
+                return true;
+            set_error(err, errlen, "--jwt-issuer and --jwt-audience apply to --jwt-key");
+            return false;
+        }
+        if (!file_readable(cfg->jwt_key, why, sizeof why)) {
+            set_error(err, errlen, "--jwt-key: %s", why);
+            return false;
+        }
+        if ((problem = alg_problem(cfg->jwt_alg)) != NULL) {
+            set_error(err, errlen, "--jwt-alg: '%s': %s", cfg->jwt_alg, problem);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool validate(const struct config *cfg, char *err, size_t errlen)
 {
     enum log_level level;
@@ -488,6 +590,8 @@ static bool validate(const struct config *cfg, char *err, size_t errlen)
             return false;
         }
     }
+    if (!validate_auth(cfg, err, errlen))
+        return false;
     if (!log_level_parse(cfg->log_level, &level)) {
         set_error(err, errlen,
                   "GREET_LOG_LEVEL (--log-level): expected debug, info, warn or error, got '%s'",

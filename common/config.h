@@ -55,6 +55,17 @@ struct config {
     double db_timeout;
     char *http_addr; /* "": no metrics and health port */
 
+    /* Authenticated jobs (token.h).  jwt_alg, jwt_issuer and jwt_audience
+     * are the worker's GREET_JWT_* and the producer's --jwt-* alike. */
+    char *auth;         /* "none" or "jwt" */
+    char *jwt_key_file; /* worker: the HMAC secret or PEM public key */
+    char *jwt_alg;
+    char *jwt_issuer;   /* NULL: not checked (worker), not set (producer) */
+    char *jwt_audience; /* likewise */
+    double jwt_leeway;
+    char *jwt_key; /* producer: the HMAC secret or PEM private key; NULL: no tokens */
+    long long jwt_ttl;
+
     /* Producer and subscriber. */
     long long user_id; /* 0: none given */
     char *name;

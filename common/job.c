@@ -97,6 +97,7 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
     json_t *job_id = json_object_get(root, "job_id");
     json_t *user_id = json_object_get(root, "user_id");
     json_t *name = json_object_get(root, "name");
+    json_t *token = json_object_get(root, "token");
 
     if (job_id == NULL) {
         snprintf(detail, detail_len, "job_id is required");
@@ -120,6 +121,18 @@ static enum job_status decode_object(json_t *root, struct job *job, char *detail
                                 detail, detail_len))
             return JOB_INVALID_JOB;
         job->has_name = true;
+    }
+
+    if (json_is_string(token)) {
+        job->token_len = json_string_length(token);
+        job->token_state = JOB_TOKEN_TOO_LONG;
+        if (job->token_len <= JOB_TOKEN_MAX) {
+            memcpy(job->token, json_string_value(token), job->token_len);
+            job->token[job->token_len] = '\0';
+            job->token_state = JOB_TOKEN_STRING;
+        }
+    } else if (token != NULL && !json_is_null(token)) {
+        job->token_state = JOB_TOKEN_NOT_STRING;
     }
     return JOB_OK;
 }

@@ -13,6 +13,18 @@
 #define JOB_BODY_MAX       65536
 #define JOB_ID_MAX_CHARS   128
 #define JOB_NAME_MAX_CHARS 200
+/* The optional "token" (token.h) is kept up to this many bytes. */
+#define JOB_TOKEN_MAX 8192
+
+/* What the job's "token" key held.  The contract ignores keys it does
+ * not name, so whatever it holds never makes a job invalid; a worker
+ * that verifies tokens (GREET_AUTH=jwt) judges it. */
+enum job_token {
+    JOB_TOKEN_NONE,       /* absent or null */
+    JOB_TOKEN_STRING,     /* in token[0..token_len) */
+    JOB_TOKEN_TOO_LONG,   /* a string of token_len > JOB_TOKEN_MAX bytes, not kept */
+    JOB_TOKEN_NOT_STRING, /* a number, an object... */
+};
 
 enum job_status {
     JOB_OK,
@@ -29,6 +41,9 @@ struct job {
     long long user_id;
     bool has_name;
     char name[JOB_NAME_MAX_CHARS * 4 + 1];
+    enum job_token token_state;
+    size_t token_len;
+    char token[JOB_TOKEN_MAX + 1]; /* NUL-terminated; may hold a NUL of its own */
 };
 
 /* Fills job and returns JOB_OK, or returns the failure with a sentence in

@@ -23,6 +23,22 @@ bool jobsource_write(struct buf *out, const char *job_id, long long user_id, con
            buf_append(out, "}", 1);
 }
 
+bool jobsource_add_token(struct buf *body, const char *token)
+{
+    size_t end = body->len;
+    bool empty;
+
+    /* jsonw and jansson's compact dump end an object at its last byte. */
+    while (end > 0 && strchr(" \t\r\n", body->data[end - 1]) != NULL)
+        end--;
+    if (end < 2 || body->data[0] != '{' || body->data[end - 1] != '}')
+        return false;
+    empty = strspn(body->data + 1, " \t\r\n") == end - 2;
+    body->len = end - 1;
+    return buf_append_str(body, empty ? "\"token\":" : ",\"token\":") &&
+           jsonw_string(body, token) && buf_append(body, "}", 1);
+}
+
 /* Checks the body in out as the worker will. */
 static bool check_body(const struct buf *out, char *job_id, size_t job_id_len, char *err,
                        size_t errlen)

@@ -30,4 +30,8 @@ bool jobsource_from_fields(const char *job_id, long long user_id, const char *na
  * path, for job_ids known to be valid.  false when out cannot grow. */
 bool jobsource_write(struct buf *out, const char *job_id, long long user_id, const char *name);
 
+/* Adds "token": token as the last key of body, a job (a JSON object) with
+ * no "token" key yet.  false when body is not an object, or cannot grow. */
+bool jobsource_add_token(struct buf *body, const char *token);
+
 #endif

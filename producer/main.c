@@ -25,6 +25,8 @@ static const char *check_modes(const struct config *cfg)
                "--count";
     if (cfg->raw && !cfg->file)
         return "--raw applies to --file";
+    if (cfg->raw && cfg->jwt_key)
+        return "--raw sends each line as it is: it signs nothing, so it takes no --jwt-key";
     if (cfg->rate > 0 && cfg->count == 0)
         return "--rate applies to --count";
     if (cfg->wait && cfg->reply_to)

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "mq.h"
 #include "mq_url.h"
+#include "token.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +36,21 @@
 /* A synthetic job: its job_id written as JSON (a '"' or '\\' doubles)
  * and a user_id. */
 #define SYNTHETIC_JOB_SIZE (2 * GENERATED_ID_SIZE + 64)
+/* --jwt-key: the last token made for a user_id is used again while it is
+ * young (a tenth of its life, at most a minute), so that a synthetic load
+ * over USERS users signs about USERS tokens a minute, not one a job.  A
+ * token's room in a job (an RS512 signature alone is 342 bytes). */
+#define TOKEN_CACHE_SIZE 16384
+#define TOKEN_REUSE_MAX  60
+#define TOKEN_ROOM       2048
 
 enum mode { MODE_SINGLE, MODE_FILE, MODE_SYNTHETIC };
+
+struct cached_token {
+    long long user_id; /* 0: empty */
+    long long issued;
+    struct buf text;
+};
 
 /* A job kept in memory (single and file modes): offsets into arena. */
 struct stored_job {
@@ -54,6 +68,15 @@ struct producer {
     char id_prefix[ID_PREFIX_SIZE];
     struct buf scratch;
     char scratch_id[GENERATED_ID_SIZE];
+
+    /* --jwt-key: every job with a user_id gets a token (token.h). */
+    bool signing;
+    struct token_signer signer;
+    struct cached_token *tokens; /* TOKEN_CACHE_SIZE, by user_id */
+    long long token_reuse;       /* seconds a cached token is used again */
+    bool warned_no_user_id;
+    char sign_error[256]; /* a token that could not be made: the run stops */
+    struct job job;       /* a file line decoded, to sign it */
 
     struct link link;
     char reply_queue[256];
@@ -88,6 +111,118 @@ struct producer {
     double started, last_progress;
     bool show_progress;
 };
+
+/* ---- Tokens (--jwt-key) ---------------------------------------------- */
+
+/* Reads the key and checks it by making a token.  Returns 0, or the exit
+ * status. */
+static int set_up_signing(struct producer *p)
+{
+    const struct config *cfg = p->cfg;
+    struct buf key = {0};
+    char err[512];
+    bool ok;
+
+    if (cfg->jwt_key == NULL || cfg->jwt_key[0] == '\0')
+        return 0;
+    ok = token_key_load(cfg->jwt_key, &key, err, sizeof err) &&
+         token_signer_init(&p->signer, cfg->jwt_alg, (const unsigned char *)key.data, key.len,
+                           cfg->jwt_ttl, cfg->jwt_issuer, cfg->jwt_audience, err, sizeof err);
+    token_key_forget(&key);
+    if (!ok) {
+        fprintf(stderr, "greet-producer: --jwt-key: %s\n", err);
+        return 2;
+    }
+    p->tokens = calloc(TOKEN_CACHE_SIZE, sizeof *p->tokens);
+    if (p->tokens == NULL) {
+        fprintf(stderr, "greet-producer: out of memory\n");
+        token_signer_free(&p->signer);
+        return 1;
+    }
+    p->signing = true;
+    p->token_reuse = cfg->jwt_ttl / 10 < TOKEN_REUSE_MAX ? cfg->jwt_ttl / 10 : TOKEN_REUSE_MAX;
+    return 0;
+}
+
+static void free_signing(struct producer *p)
+{
+    for (size_t i = 0; p->tokens != NULL && i < TOKEN_CACHE_SIZE; i++)
+        buf_free(&p->tokens[i].text);
+    free(p->tokens);
+    if (p->signing)
+        token_signer_free(&p->signer);
+}
+
+/* A token for user_id, issued now or a little before; NULL with
+ * p->sign_error filled when none can be made. */
+static const char *token_for(struct producer *p, long long user_id)
+{
+    long long now = (long long)time(NULL);
+    struct cached_token *c = &p->tokens[(unsigned long long)user_id % TOKEN_CACHE_SIZE];
+
+    if (c->user_id == user_id && now >= c->issued && now - c->issued < p->token_reuse)
+        return c->text.data;
+    c->user_id = 0;
+    if (!token_sign(&p->signer, user_id, now, &c->text, p->sign_error, sizeof p->sign_error))
+        return NULL;
+    c->user_id = user_id;
+    c->issued = now;
+    return c->text.data;
+}
+
+static void warn_no_user_id(struct producer *p)
+{
+    if (p->warned_no_user_id)
+        return;
+    p->warned_no_user_id = true;
+    fprintf(stderr, "greet-producer: warning: a job without a user_id gets no token (a token is "
+                    "signed for a user_id); a worker with GREET_AUTH=jwt refuses it\n");
+}
+
+/* Gives the job in body a token for user_id (0: none, so no token).
+ * false with p->sign_error filled when it cannot. */
+static bool sign_job(struct producer *p, struct buf *body, long long user_id)
+{
+    const char *token;
+
+    if (!p->signing)
+        return true;
+    if (user_id <= 0) {
+        warn_no_user_id(p);
+        return true;
+    }
+    if ((token = token_for(p, user_id)) == NULL)
+        return false;
+    if (!jobsource_add_token(body, token)) {
+        snprintf(p->sign_error, sizeof p->sign_error, "out of memory adding a token");
+        return false;
+    }
+    return true;
+}
+
+/* A file's job, checked already: signed unless it has a token of its own.
+ * A "token": null would be a second "token" key: refused (err). */
+static bool sign_file_job(struct producer *p, struct buf *body, char *err, size_t errlen)
+{
+    char detail[256];
+
+    if (!p->signing)
+        return true;
+    if (job_decode(body->data, body->len, &p->job, detail, sizeof detail) != JOB_OK ||
+        p->job.token_state != JOB_TOKEN_NONE)
+        return true;
+    if (!sign_job(p, body, p->job.has_user_id ? p->job.user_id : 0)) {
+        snprintf(err, errlen, "%s", p->sign_error);
+        return false;
+    }
+    if (job_decode(body->data, body->len, &p->job, detail, sizeof detail) != JOB_OK) {
+        snprintf(err, errlen,
+                 "its \"token\" is null: give a token, or leave the key out to "
+                 "have one made");
+        return false;
+    }
+    return true;
+}
 
 /* ---- Input ----------------------------------------------------------- */
 
@@ -159,7 +294,8 @@ static int read_file(struct producer *p)
             continue;
         }
         if (!jobsource_from_line(line, len, generated, &body, job_id, sizeof job_id, err,
-                                 sizeof err)) {
+                                 sizeof err) ||
+            !sign_file_job(p, &body, err, sizeof err)) {
             if (bad++ < MAX_LISTED)
                 fprintf(stderr, "greet-producer: %s:%zu: %s\n", strcmp(path, "-") ? path : "stdin",
                         line_no, err);
@@ -207,6 +343,9 @@ static int prepare_single(struct producer *p)
     if (!jobsource_from_fields(job_id, cfg->user_id, cfg->name, &body, err, sizeof err)) {
         fprintf(stderr, "greet-producer: %s\n", err);
         status = 2;
+    } else if (!sign_job(p, &body, cfg->user_id)) {
+        fprintf(stderr, "greet-producer: %s\n", p->sign_error);
+        status = 1;
     } else if (!store_job(p, body.data, body.len, job_id)) {
         fprintf(stderr, "greet-producer: out of memory\n");
         status = 1;
@@ -217,22 +356,28 @@ static int prepare_single(struct producer *p)
 }
 
 /* The body and message_id of job i; synthetic ones are made on the fly
- * so a load of millions costs no memory. */
-static void job_at(struct producer *p, size_t i, const char **body, size_t *len,
+ * so a load of millions costs no memory.  false, with p->sign_error
+ * filled, when its token cannot be made (the body is then unsigned). */
+static bool job_at(struct producer *p, size_t i, const char **body, size_t *len,
                    const char **message_id)
 {
+    long long user_id = (long long)(1 + i % (size_t)p->cfg->users);
+    bool ok;
+
     if (p->mode != MODE_SYNTHETIC) {
         *body = p->arena.data + p->jobs[i].body_off;
         *len = p->jobs[i].body_len;
         *message_id = p->arena.data + p->jobs[i].id_off;
-        return;
+        return true;
     }
     jobsource_make_id(p->scratch_id, sizeof p->scratch_id, p->id_prefix, (unsigned long long)i + 1);
     /* Cannot fail: producer_run reserved scratch for the longest one. */
-    jobsource_write(&p->scratch, p->scratch_id, (long long)(1 + i % (size_t)p->cfg->users), NULL);
+    jobsource_write(&p->scratch, p->scratch_id, user_id, NULL);
+    ok = sign_job(p, &p->scratch, user_id);
     *body = p->scratch.data;
     *len = p->scratch.len;
     *message_id = p->scratch_id;
+    return ok;
 }
 
 static void make_prefix(char *out, size_t outlen)
@@ -465,7 +610,10 @@ static bool publish_job(struct producer *p, size_t job, char *err, size_t errlen
     uint64_t seq;
     struct mq_publish_props props = {0};
 
-    job_at(p, job, &body, &len, &message_id);
+    if (!job_at(p, job, &body, &len, &message_id)) {
+        snprintf(err, errlen, "%s", p->sign_error);
+        return false;
+    }
     props.content_type = "application/json";
     props.message_id = message_id;
     props.message_id_len = strlen(message_id);
@@ -578,12 +726,12 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
         }
         while (p->n_resend > 0 && !confirms_full(&p->confirms)) {
             if (!publish_job(p, p->resend[--p->n_resend], err, errlen))
-                goto lost;
+                goto failed;
         }
         while (p->next < p->total && !confirms_full(&p->confirms) &&
                (rate <= 0 || now >= p->started + (double)p->next / rate)) {
             if (!publish_job(p, p->next, err, errlen))
-                goto lost;
+                goto failed;
             p->next++;
             /* Let confirms and replies in every so often. */
             if ((p->next & 255) == 0)
@@ -621,6 +769,10 @@ static bool run_loop(struct producer *p, volatile sig_atomic_t *stop, double dea
         }
         show_progress(p, now, false);
         continue;
+    failed:
+        /* No token could be made: no connection would help. */
+        if (p->sign_error[0] != '\0')
+            return false;
     lost:
         if (!broker_lost(p, err, clock_now())) {
             snprintf(err, errlen, "out of memory");
@@ -712,6 +864,9 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         make_prefix(p.id_prefix, sizeof p.id_prefix);
     }
     p.mode = cfg->file ? MODE_FILE : cfg->count > 0 ? MODE_SYNTHETIC : MODE_SINGLE;
+    status = set_up_signing(&p);
+    if (status != 0)
+        goto out;
     if (p.mode == MODE_FILE)
         status = read_file(&p);
     else if (p.mode == MODE_SINGLE)
@@ -728,7 +883,8 @@ int producer_run(const struct config *cfg, volatile sig_atomic_t *stop)
         p.sent_at = calloc(p.total ? p.total : 1, sizeof *p.sent_at);
     }
     if (!confirms_init(&p.confirms, CONFIRM_WINDOW) || p.confirmed_bits == NULL ||
-        (p.mode == MODE_SYNTHETIC && !buf_reserve(&p.scratch, SYNTHETIC_JOB_SIZE)) ||
+        (p.mode == MODE_SYNTHETIC &&
+         !buf_reserve(&p.scratch, SYNTHETIC_JOB_SIZE + (p.signing ? TOKEN_ROOM : 0))) ||
         (cfg->wait && (p.awaiting == NULL || p.latencies == NULL || p.sent_at == NULL))) {
         fprintf(stderr, "greet-producer: out of memory\n");
         status = 1;
@@ -794,5 +950,6 @@ out:
     free(p.jobs);
     buf_free(&p.arena);
     buf_free(&p.scratch);
+    free_signing(&p);
     return status;
 }

@@ -2,7 +2,8 @@
 # The system end to end, in about a minute: local RabbitMQ and PostgreSQL
 # in a scratch dir (loopback only), the schema and sample users, two
 # workers, sample jobs (and one poison job), their replies, the dead
-# queue, a quick load.  Ctrl-C or the end stops everything it started and
+# queue, a signed and an unsigned job to a worker that checks tokens, a
+# quick load.  Ctrl-C or the end stops everything it started and
 # deletes the servers' data; the logs stay (the last line says where).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,6 +75,23 @@ bin/greet-replies --reply-queue greet.dead --envelope --count 1 --timeout 10
 step "a preference change is seen by the next job"
 psql -X -q -d greet -c "UPDATE user_preferences SET language = 'ja', formality = 'formal' WHERE user_id = 1"
 bin/greet-producer --user-id 1 --job-id demo-after-change --wait
+
+step "authenticated jobs: a third worker, GREET_AUTH=jwt, on a jobs queue of its own"
+# Its own queue: the two workers above would answer an unsigned job.
+head -c 32 /dev/urandom >"$RUN_DIR/jwt.key"
+GREET_JOBS_QUEUE=greet.signed GREET_AUTH=jwt GREET_JWT_KEY_FILE="$RUN_DIR/jwt.key" \
+    setsid bin/greet-worker >"$RUN_DIR/worker.tmp" 2>&1 &
+pid=$!
+WORKERS+=("$pid")
+sleep 0.5
+mv "$RUN_DIR/worker.tmp" "$RUN_DIR/worker-$pid.log" 2>/dev/null
+echo "   worker 3: pid $pid, key $RUN_DIR/jwt.key (32 random bytes), queue greet.signed"
+echo "   a job signed by greet-producer --jwt-key:"
+GREET_JOBS_QUEUE=greet.signed bin/greet-producer --user-id 3 --job-id demo-signed \
+    --jwt-key "$RUN_DIR/jwt.key" --wait 2>/dev/null | sed 's/^/   /'
+echo "   the same job unsigned:"
+GREET_JOBS_QUEUE=greet.signed bin/greet-producer --user-id 3 --job-id demo-unsigned --wait \
+    2>/dev/null | sed 's/^/   /'
 
 step "a quick load: 20000 jobs through both workers, every reply awaited"
 bin/greet-producer --count 20000 --users 12 --wait --timeout 120 >/dev/null

@@ -61,6 +61,8 @@ run_suite "integration tests (real RabbitMQ and PostgreSQL)" build/asan tests/in
 run_suite "greet-admin against real servers" build/asan tests/admin/run.sh
 run_suite "least privilege (broker users, database roles)" build/asan tests/security/run.sh
 run_suite "TLS on both servers (amqps://, verify-full, certificate logins)" build/asan tests/tls/run.sh
+run_suite "authenticated jobs (GREET_AUTH=jwt: good and bad tokens, expiry and redelivery)" build/asan \
+    tests/auth/run.sh
 run_suite "deployment files (systemd, Kubernetes, compose, Dockerfile; offline)" . tests/deploy/run.sh
 if [ -z "${SKIP_FAULTS:-}" ]; then
     run_suite "fault suite (kills, restarts, freezes)" build/faults tests/faults/run.sh

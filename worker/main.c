@@ -6,6 +6,7 @@
 #include "mq_url.h"
 #include "signals.h"
 #include "stdfds.h"
+#include "token.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -13,11 +14,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GREET_AUTH=jwt: the key read once and checked against the alg, so
+ * that a wrong key stops start-up (exit 2) instead of refusing every job.
+ * Returns -1 to go on, else the exit status. */
+static int set_up_tokens(const struct config *cfg, struct token_verifier *verifier)
+{
+    struct buf key = {0};
+    char err[512];
+    bool ok;
+
+    if (strcmp(cfg->auth, "jwt") != 0)
+        return -1;
+    ok = token_key_load(cfg->jwt_key_file, &key, err, sizeof err) &&
+         token_verifier_init(verifier, cfg->jwt_alg, (const unsigned char *)key.data, key.len,
+                             cfg->jwt_issuer, cfg->jwt_audience, cfg->jwt_leeway, err, sizeof err);
+    token_key_forget(&key);
+    if (ok)
+        return -1;
+    fprintf(stderr, "greet-worker: GREET_JWT_KEY_FILE (--jwt-key-file): %s\n", err);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     static const struct config_urls urls = {mq_url_list_mask, db_url_mask};
     struct config cfg;
     struct worker_stats stats = {0};
+    struct token_verifier verifier = {0};
     enum log_level level = LOG_INFO;
     int status;
 
@@ -34,15 +57,22 @@ int main(int argc, char **argv)
 
     if (status >= 0)
         return status;
+    if ((status = set_up_tokens(&cfg, &verifier)) >= 0) {
+        config_free(&cfg);
+        return status;
+    }
     log_level_parse(cfg.log_level, &level);
     log_init("greet-worker", level);
     if (signals_install(true /* wake pipe */) != 0) {
         fprintf(stderr, "greet-worker: cannot set up signal handling\n");
+        token_verifier_free(&verifier);
         config_free(&cfg);
         return EXIT_FAILURE;
     }
     config_log_effective(&cfg);
-    status = worker_run(&cfg, &signals_stop, signals_wake_fd(), &stats);
+    status = worker_run(&cfg, strcmp(cfg.auth, "jwt") == 0 ? &verifier : NULL, &signals_stop,
+                        signals_wake_fd(), &stats);
+    token_verifier_free(&verifier);
     config_free(&cfg);
     return status;
 }

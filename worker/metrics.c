@@ -65,6 +65,10 @@ bool worker_metrics_render(const struct worker_metrics *m, const char *version, 
          prom_sample_int(out, "greet_jobs_total", "outcome=\"dead\"", s->jobs_failed) &&
          prom_sample_int(out, "greet_jobs_total", "outcome=\"returned\"", s->jobs_returned);
     ok = ok &&
+         counter(out, "greet_jobs_unauthorized_total",
+                 "Jobs refused for their token (GREET_AUTH=jwt): answered unauthorized, dead; "
+                 "counted in greet_jobs_total{outcome=\"dead\"} too.",
+                 s->jobs_unauthorized) &&
          counter(out, "greet_replies_unroutable_total",
                  "Replies the broker returned: no queue by their reply_to name.",
                  s->replies_unroutable) &&

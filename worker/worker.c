@@ -52,6 +52,7 @@
  * job decoder's (invalid_json, invalid_job, too_large). */
 #define ERROR_BAD_PREFERENCES "bad_preferences"
 #define ERROR_REPLY_REFUSED   "reply_refused"
+#define ERROR_UNAUTHORIZED    "unauthorized"
 
 /* What a job needs once its frames are gone: the delivery as it came (its
  * body and the properties a dead copy keeps) and, once decoded, what its
@@ -76,12 +77,14 @@ struct job_slot {
     unsigned present; /* a bit per field */
     bool has_user_id;
     long long user_id;
+    bool redelivered; /* the broker's flag: delivered before */
     long long delivery_count;
     double delivered_at, published_at; /* for the histograms */
 };
 
 struct worker {
     const struct config *cfg;
+    const struct token_verifier *verifier; /* NULL: tokens not checked */
     struct worker_stats *stats;
     struct link link;
     struct db *db;
@@ -118,6 +121,8 @@ static void log_stats(const struct worker *w, const char *event)
     log_begin(&line, LOG_INFO, event);
     log_int(&line, "jobs_ok", (long long)w->stats->jobs_ok);
     log_int(&line, "jobs_failed", (long long)w->stats->jobs_failed);
+    if (w->verifier != NULL)
+        log_int(&line, "jobs_unauthorized", (long long)w->stats->jobs_unauthorized);
     log_int(&line, "replies_unroutable", (long long)w->stats->replies_unroutable);
     log_int(&line, "replies_refused", (long long)w->stats->replies_refused);
     log_int(&line, "replies_retried", (long long)w->stats->replies_retried);
@@ -137,6 +142,14 @@ static void copy_text(char *to, size_t size, const char *text)
 
     buf_fixed_init(&f, to, size);
     buf_fixed_add_str(&f, text);
+}
+
+static double wall_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- Per-job data ------------------------------------------------------ */
@@ -171,6 +184,7 @@ static bool slot_store_delivery(struct job_slot *s, const struct mq_message *m)
     buf_reset(&s->text);
     s->present = 0;
     s->has_user_id = false;
+    s->redelivered = m->redelivered;
     s->delivery_count = m->delivery_count;
     return field_set(s, F_BODY, m->body, m->body_len) &&
            field_set_str(s, F_CONTENT_TYPE, &m->content_type) &&
@@ -360,6 +374,14 @@ static void start_job(struct worker *w, unsigned slot)
     }
     if (status != JOB_OK) {
         fail_job(w, slot, job_status_code(status), detail);
+        return;
+    }
+    /* Before the job can reach the database.  A redelivered job's exp is
+     * not checked again (token.h): it may have been answered ok. */
+    if (w->verifier != NULL && token_check_job(w->verifier, &w->job, wall_clock(), s->redelivered,
+                                               detail, sizeof detail) != TOKEN_OK) {
+        w->stats->jobs_unauthorized++;
+        fail_job(w, slot, ERROR_UNAUTHORIZED, detail);
         return;
     }
     fault_crash_check(w->job.job_id);
@@ -860,14 +882,6 @@ static void drain_wake_pipe(int fd)
         ;
 }
 
-static double wall_clock(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* /healthz fails when the loop has not turned for this long.  The longest
  * a healthy loop blocks is a connect round: for each broker URL, the TCP
  * connect, the handshake and the set-up may each take LINK_TIMEOUT. */
@@ -876,7 +890,8 @@ static double stall_limit(const struct worker *w)
     return 3 * LINK_TIMEOUT * (w->link.urls_ok ? w->link.urls.n : 1) + POLL_CAP_MS / 1000.0;
 }
 
-static bool init(struct worker *w, const struct config *cfg, struct worker_stats *stats)
+static bool init(struct worker *w, const struct config *cfg, const struct token_verifier *verifier,
+                 struct worker_stats *stats)
 {
     /* Twice the prefetch: entries acked one by one stay in the ledger
      * until the head passes them, while the broker fills the window
@@ -886,6 +901,7 @@ static bool init(struct worker *w, const struct config *cfg, struct worker_stats
 
     memset(w, 0, sizeof *w);
     w->cfg = cfg;
+    w->verifier = verifier;
     w->stats = stats;
     link_init(&w->link, cfg, "greet-worker", setup_broker, w);
 
@@ -920,15 +936,15 @@ static void teardown(struct worker *w)
     buf_free(&w->reply);
 }
 
-int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd,
-               struct worker_stats *stats)
+int worker_run(const struct config *cfg, const struct token_verifier *verifier,
+               volatile sig_atomic_t *stop, int wake_fd, struct worker_stats *stats)
 {
     struct worker w;
     struct pollfd fds[3];
     int status = 0;
     char err[512];
 
-    if (!init(&w, cfg, stats)) {
+    if (!init(&w, cfg, verifier, stats)) {
         log_msg(LOG_ERROR, "worker.start_failed", "out of memory");
         teardown(&w);
         return 1;

@@ -18,13 +18,15 @@
 #define GREET_WORKER_H
 
 #include "config.h"
+#include "token.h"
 
 #include <signal.h>
 #include <stdbool.h>
 
 struct worker_stats {
     unsigned long long jobs_ok;
-    unsigned long long jobs_failed; /* poison: error reply + dead copy */
+    unsigned long long jobs_failed;       /* poison: error reply + dead copy */
+    unsigned long long jobs_unauthorized; /* of them, refused for their token */
     unsigned long long replies_unroutable;
     unsigned long long replies_refused; /* nacked every time: the job went to the dead queue */
     unsigned long long replies_retried; /* nacked, to be answered again (ledger.h) */
@@ -38,8 +40,9 @@ struct worker_stats {
 
 /* Runs until a shutdown request is finished.  stop is set by the signal
  * handler (1 = drain and exit); wake_fd is the read end of a self-pipe the
- * handler writes to, so poll(2) wakes at once.  Returns the exit status. */
-int worker_run(const struct config *cfg, volatile sig_atomic_t *stop, int wake_fd,
-               struct worker_stats *stats);
+ * handler writes to, so poll(2) wakes at once.  verifier checks every
+ * job's token (GREET_AUTH=jwt), or is NULL.  Returns the exit status. */
+int worker_run(const struct config *cfg, const struct token_verifier *verifier,
+               volatile sig_atomic_t *stop, int wake_fd, struct worker_stats *stats);
 
 #endif

@@ -2,7 +2,7 @@
 # Sourced.  As root it installs what is missing (apt-get update first);
 # otherwise it prints the exact command and fails.
 
-GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev"
+GREET_BUILD_PACKAGES="gcc libc6-dev make pkg-config librabbitmq-dev libjansson-dev libpq-dev libmicrohttpd-dev libjwt-dev"
 GREET_SERVER_PACKAGES="rabbitmq-server postgresql"
 # clang and libclang-rt-14-dev (which clang only recommends) for the
 # libFuzzer targets: -fsanitize=fuzzer links compiler-rt's libFuzzer.

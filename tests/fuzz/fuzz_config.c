@@ -16,6 +16,7 @@
 #include "http_addr.h"
 #include "log.h"
 #include "mq_url.h"
+#include "token.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -59,6 +60,17 @@ static void require_queue(const char *what, const char *name)
     fuzz_require(len >= 1 && len <= 255 && strncmp(name, "amq.", 4) != 0, "%s '%s'", what, name);
 }
 
+/* Whether alg is one of TOKEN_ALGS, word for word. */
+static bool alg_listed(const char *alg)
+{
+    char list[] = TOKEN_ALGS;
+
+    for (char *word = strtok(list, ", "); word != NULL; word = strtok(NULL, ", "))
+        if (strcmp(word, alg) == 0)
+            return true;
+    return false;
+}
+
 /* A CONFIG_OK config holds only what each setting accepts. */
 static void check_valid(const struct config *cfg)
 {
@@ -94,6 +106,15 @@ static void check_valid(const struct config *cfg)
         fuzz_require(cfg->http_addr[0] == '\0' ||
                          http_addr_parse(cfg->http_addr, &addr, why, sizeof why),
                      "GREET_HTTP_ADDR accepted, yet: %s", why);
+        fuzz_require(strcmp(cfg->auth, "none") == 0 || strcmp(cfg->auth, "jwt") == 0,
+                     "GREET_AUTH '%s'", cfg->auth);
+        fuzz_require(strcmp(cfg->auth, "jwt") != 0 || (cfg->jwt_key_file && cfg->jwt_key_file[0]),
+                     "GREET_AUTH=jwt without a key file");
+        fuzz_require(strcmp(cfg->auth, "jwt") == 0 || !cfg->jwt_key_file || !cfg->jwt_key_file[0],
+                     "a key file without GREET_AUTH=jwt");
+        fuzz_require(strcmp(cfg->auth, "jwt") != 0 || alg_listed(cfg->jwt_alg),
+                     "GREET_JWT_ALG '%s'", cfg->jwt_alg);
+        require_seconds("jwt leeway", cfg->jwt_leeway, 0, 3600);
         break;
     case PROGRAM_PRODUCER:
         require_int("user_id", cfg->user_id, 0, 9223372036854775807LL);
@@ -101,6 +122,9 @@ static void check_valid(const struct config *cfg)
         require_int("users", cfg->users, 1, 100000000);
         require_seconds("rate", cfg->rate, 0, 10000000);
         require_seconds("timeout", cfg->timeout, 0, 86400);
+        require_int("jwt ttl", cfg->jwt_ttl, 1, 31536000);
+        fuzz_require(!cfg->jwt_key || !cfg->jwt_key[0] || alg_listed(cfg->jwt_alg),
+                     "--jwt-alg '%s'", cfg->jwt_alg);
         break;
     case PROGRAM_REPLIES:
         require_int("prefetch", cfg->prefetch, 1, 65535);

@@ -24,6 +24,7 @@ int main(void)
     srunner_add_suite(runner, ledger_suite());
     srunner_add_suite(runner, prom_suite());
     srunner_add_suite(runner, metrics_suite());
+    srunner_add_suite(runner, token_suite());
     srunner_add_suite(runner, admin_dead_suite());
     srunner_add_suite(runner, admin_migration_suite());
     srunner_add_suite(runner, admin_rows_suite());

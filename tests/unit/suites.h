@@ -21,6 +21,7 @@ Suite *confirms_suite(void);
 Suite *ledger_suite(void);
 Suite *prom_suite(void);
 Suite *metrics_suite(void);
+Suite *token_suite(void);
 Suite *admin_dead_suite(void);
 Suite *admin_migration_suite(void);
 Suite *admin_rows_suite(void);

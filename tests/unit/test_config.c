@@ -199,6 +199,110 @@ static const struct config_case cases[] = {
      "AMQP_CACERT (--amqp-cacert): cannot read '/nonexistent/ca.pem': No such file or directory"},
     /* Without amqps:// the CA bundle is not read, so not needed. */
     {{"AMQP_CACERT=/nonexistent/ca.pem", NULL}, {"w", NULL}, PROGRAM_WORKER, CONFIG_OK, NULL},
+
+    /* Authenticated jobs.  /dev/null stands for a readable key file: what
+     * it holds is checked against the alg by the worker's main(). */
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_OK,
+     NULL},
+    {{NULL},
+     {"w", "--auth", "jwt", "--jwt-key-file", "/dev/null", "--jwt-alg=ES256", "--jwt-leeway=5",
+      NULL},
+     PROGRAM_WORKER,
+     CONFIG_OK,
+     NULL},
+    {{"GREET_AUTH=basic", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_AUTH (--auth): expected none or jwt, got 'basic'"},
+    {{"GREET_AUTH=jwt", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_AUTH=jwt needs GREET_JWT_KEY_FILE (--jwt-key-file)"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/nonexistent/jwt.key", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_KEY_FILE (--jwt-key-file): cannot read '/nonexistent/jwt.key': No such file or "
+     "directory"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_KEY_FILE (--jwt-key-file): cannot read '/': Is a directory"},
+    {{"GREET_JWT_KEY_FILE=/dev/null", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_KEY_FILE (--jwt-key-file) is set but GREET_AUTH is none"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", "GREET_JWT_ALG=EdDSA", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_ALG (--jwt-alg): 'EdDSA': EdDSA is not supported by libjwt 1.10"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", "GREET_JWT_ALG=RS257", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_ALG (--jwt-alg): 'RS257': expected one of HS256, HS384, HS512, RS256"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", NULL},
+     {"w", "--jwt-alg", "hs256", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "'hs256': expected one of"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", "GREET_JWT_ALG=none", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "'none': none would take unsigned tokens"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", "GREET_JWT_ALG=S256", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "expected one of"},
+    {{"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null", "GREET_JWT_LEEWAY=-1", NULL},
+     {"w", NULL},
+     PROGRAM_WORKER,
+     CONFIG_ERROR,
+     "GREET_JWT_LEEWAY (--jwt-leeway)"},
+    /* The producer's signing flags. */
+    {{NULL},
+     {"p", "--jwt-key", "/dev/null", "--jwt-ttl", "60", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_OK,
+     NULL},
+    {{NULL},
+     {"p", "--jwt-key", "/nonexistent/jwt.pem", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--jwt-key: cannot read '/nonexistent/jwt.pem'"},
+    {{NULL},
+     {"p", "--jwt-key", "/dev/null", "--jwt-alg", "EdDSA", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--jwt-alg: 'EdDSA': EdDSA is not supported"},
+    {{NULL},
+     {"p", "--jwt-audience", "greet", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--jwt-issuer and --jwt-audience apply to --jwt-key"},
+    {{NULL},
+     {"p", "--jwt-key", "/dev/null", "--jwt-ttl", "0", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_ERROR,
+     "--jwt-ttl: expected a whole number from 1 to 31536000, got '0'"},
+    /* A worker's GREET_JWT_* never make a producer sign, nor stop it. */
+    {{"GREET_JWT_ALG=EdDSA", "GREET_AUTH=jwt", "GREET_JWT_ISSUER=x", NULL},
+     {"p", NULL},
+     PROGRAM_PRODUCER,
+     CONFIG_OK,
+     NULL},
+    {{NULL}, {"w", "--jwt-key", "/dev/null", NULL}, PROGRAM_WORKER, CONFIG_ERROR, "unknown option"},
+    {{NULL}, {"r", "--auth", "jwt", NULL}, PROGRAM_REPLIES, CONFIG_ERROR, "unknown option"},
 };
 
 START_TEST(test_load)
@@ -245,6 +349,46 @@ START_TEST(test_values_and_precedence)
     ck_assert(cfg.db_timeout > 0.49 && cfg.db_timeout < 0.51);
     config_free(&cfg);
     ck_assert_ptr_null(cfg.amqp_url);
+}
+END_TEST
+
+/* The token settings as loaded, and their defaults. */
+START_TEST(test_auth_values)
+{
+    static const char *const env[] = {"GREET_AUTH=jwt", "GREET_JWT_KEY_FILE=/dev/null",
+                                      "GREET_JWT_ISSUER=iss", "GREET_JWT_AUDIENCE=aud", NULL};
+    char *worker_argv[] = {"w", "--jwt-alg", "RS256", NULL};
+    char *producer_argv[] = {"p", NULL};
+    struct config cfg;
+    char err[256];
+
+    fake_environ = NULL;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 1, worker_argv, fake_getenv, err, sizeof err),
+        CONFIG_OK);
+    ck_assert_str_eq(cfg.auth, "none");
+    ck_assert_str_eq(cfg.jwt_alg, "HS256");
+    ck_assert_ptr_null(cfg.jwt_key_file);
+    ck_assert(cfg.jwt_leeway > 29.9 && cfg.jwt_leeway < 30.1);
+    config_free(&cfg);
+    fake_environ = env;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 3, worker_argv, fake_getenv, err, sizeof err),
+        CONFIG_OK);
+    ck_assert_str_eq(cfg.auth, "jwt");
+    ck_assert_str_eq(cfg.jwt_key_file, "/dev/null");
+    ck_assert_str_eq(cfg.jwt_alg, "RS256");
+    ck_assert_str_eq(cfg.jwt_issuer, "iss");
+    ck_assert_str_eq(cfg.jwt_audience, "aud");
+    config_free(&cfg);
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_PRODUCER, &urls, 1, producer_argv, fake_getenv, err, sizeof err),
+        CONFIG_OK);
+    ck_assert_ptr_null(cfg.jwt_key);
+    ck_assert_ptr_null(cfg.jwt_issuer);
+    ck_assert_str_eq(cfg.jwt_alg, "HS256");
+    ck_assert_int_eq(cfg.jwt_ttl, 3600);
+    config_free(&cfg);
 }
 END_TEST
 
@@ -426,6 +570,7 @@ Suite *config_suite(void)
     tcase_add_loop_test(tc, test_load, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, test_values_and_precedence);
     tcase_add_test(tc, test_tls_values);
+    tcase_add_test(tc, test_auth_values);
     tcase_add_test(tc, test_url_checkers);
     tcase_add_test(tc, test_log_level_defaults);
     tcase_add_loop_test(tc, test_secret_files, 0, sizeof secret_files / sizeof secret_files[0]);

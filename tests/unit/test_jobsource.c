@@ -103,6 +103,45 @@ START_TEST(test_write)
 }
 END_TEST
 
+/* A token added to a job body: the last key, the body still a job with
+ * that token; what is not an object is refused. */
+static const struct {
+    const char *body;
+    const char *token;
+    const char *want; /* NULL: refused */
+} tokens[] = {
+    {"{\"job_id\":\"j\",\"user_id\":7}", "a.b.c",
+     "{\"job_id\":\"j\",\"user_id\":7,\"token\":\"a.b.c\"}"},
+    {"{\"job_id\":\"j\"}\n", "x\"y", "{\"job_id\":\"j\",\"token\":\"x\\\"y\"}"},
+    {"{ }", "t", "{ \"token\":\"t\"}"},
+    {"[1]", "t", NULL},
+    {"{", "t", NULL},
+    {"", "t", NULL},
+};
+
+START_TEST(test_add_token)
+{
+    struct buf body = {0};
+    struct job job;
+    char detail[256];
+    bool ok;
+
+    ck_assert(buf_append_str(&body, tokens[_i].body));
+    ok = jobsource_add_token(&body, tokens[_i].token);
+    ck_assert_msg(ok == (tokens[_i].want != NULL), "case %d", _i);
+    if (ok) {
+        ck_assert_str_eq(body.data, tokens[_i].want);
+        ck_assert_int_eq(strlen(body.data), body.len);
+        if (strstr(body.data, "job_id") != NULL) {
+            ck_assert_int_eq(job_decode(body.data, body.len, &job, detail, sizeof detail), JOB_OK);
+            ck_assert_int_eq(job.token_state, JOB_TOKEN_STRING);
+            ck_assert_str_eq(job.token, tokens[_i].token);
+        }
+    }
+    buf_free(&body);
+}
+END_TEST
+
 START_TEST(test_make_id)
 {
     char id[64];
@@ -120,6 +159,7 @@ Suite *jobsource_suite(void)
     tcase_add_loop_test(tc, test_lines, 0, sizeof lines / sizeof lines[0]);
     tcase_add_loop_test(tc, test_fields, 0, sizeof fields / sizeof fields[0]);
     tcase_add_loop_test(tc, test_write, 0, sizeof writes / sizeof writes[0]);
+    tcase_add_loop_test(tc, test_add_token, 0, sizeof tokens / sizeof tokens[0]);
     tcase_add_test(tc, test_make_id);
     suite_add_tcase(s, tc);
     return s;

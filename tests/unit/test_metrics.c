@@ -53,6 +53,7 @@ static const struct {
     const char *name, *type;
 } families[] = {
     {"greet_jobs_total", "counter"},
+    {"greet_jobs_unauthorized_total", "counter"},
     {"greet_replies_unroutable_total", "counter"},
     {"greet_replies_refused_total", "counter"},
     {"greet_replies_retried_total", "counter"},
@@ -108,6 +109,7 @@ START_TEST(test_values)
         "greet_jobs_total{outcome=\"ok\"} 70\n",
         "greet_jobs_total{outcome=\"dead\"} 5\n",
         "greet_jobs_total{outcome=\"returned\"} 1\n",
+        "greet_jobs_unauthorized_total 4\n",
         "greet_replies_unroutable_total 2\n",
         "greet_replies_refused_total 3\n",
         "greet_replies_retried_total 9\n",
@@ -133,6 +135,7 @@ START_TEST(test_values)
     worker_metrics_init(&m, 1779000000.5);
     m.stats.jobs_ok = 70;
     m.stats.jobs_failed = 5;
+    m.stats.jobs_unauthorized = 4;
     m.stats.jobs_returned = 1;
     m.stats.replies_unroutable = 2;
     m.stats.replies_refused = 3;
