@@ -243,12 +243,13 @@ drain junk garbage 3000
 for f in flood slow junk; do echo "#   $(cat "$WORK/abuse-$f.out")"; done
 echo "#   drain of $M jobs, jobs/s and the loop's CPU us/job: quiet $(rate_of quiet) at $(cpu_of quiet); flood $(rate_of flood) at $(cpu_of flood); slowloris $(rate_of slow) at $(cpu_of slow); garbage $(rate_of junk) at $(cpu_of junk)"
 # The loop never waits for the HTTP thread, but on two shared cores a
-# flood still costs it some CPU per job (caches, the scheduler): 1.06,
-# 1.16 and 1.28 times the quiet run in three CI runs.  The bound is set
-# above that spread; the figures are printed for the reader.
+# bad client still costs it some CPU per job (caches, the scheduler):
+# 1.06 to 1.28 times the quiet run in four CI runs, then 1.40 (flood) and
+# 1.37 (garbage) in one.  This bound only catches a gross regression (the
+# loop doing the HTTP work itself); the figures are printed for the reader.
 for label in flood slow junk; do
-    check "the job loop's CPU per job with $label beside it within 1.5x of quiet ($(cpu_of $label) vs $(cpu_of quiet) us)" \
-        awk -v a="$(cpu_of $label)" -v b="$(cpu_of quiet)" 'BEGIN { exit !(a > 0 && a <= b * 1.5) }'
+    check "the job loop's CPU per job with $label beside it within 2x of quiet ($(cpu_of $label) vs $(cpu_of quiet) us)" \
+        awk -v a="$(cpu_of $label)" -v b="$(cpu_of quiet)" 'BEGIN { exit !(a > 0 && a <= b * 2) }'
 done
 check_match "the flood was served" "$(cat "$WORK/abuse-flood.out")" 'flood: 10000 requests, 10000 answered 200'
 check_match "a slowloris client holds 8 connections at most (the rest closed at once)" \
