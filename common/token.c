@@ -531,8 +531,18 @@ static enum token_result check_claims(const struct token_verifier *v, json_t *cl
         return refuse(why, whylen, "no exp");
     if (!json_is_number(exp))
         return refuse(why, whylen, "exp is not a number");
-    if (!redelivered && now - v->leeway >= json_number_value(exp))
-        return refuse(why, whylen, "expired %.0f s ago", floor(now - json_number_value(exp)));
+    if (now - v->leeway >= json_number_value(exp)) {
+        if (!redelivered)
+            return refuse(why, whylen, "expired %.0f s ago", floor(now - json_number_value(exp)));
+        /* Redelivered: forgiven for TOKEN_REDELIVERY_GRACE s only, since
+         * any lost connection redelivers what was in hand (token.h).  A
+         * reason of the token alone, as for nbf. */
+        if (now - v->leeway - TOKEN_REDELIVERY_GRACE >= json_number_value(exp)) {
+            format_time(json_number_value(exp), when, sizeof when);
+            return refuse(why, whylen, "expired at %s, more than %.0f s before this redelivery",
+                          when, TOKEN_REDELIVERY_GRACE);
+        }
+    }
     return TOKEN_OK;
 }
 

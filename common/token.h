@@ -60,13 +60,22 @@ bool token_verifier_init(struct token_verifier *v, const char *alg, const unsign
                          char *err, size_t errlen);
 void token_verifier_free(struct token_verifier *v);
 
+/* How long past its exp a redelivered job's token is still taken.  A
+ * redelivered job was delivered before, maybe while its token was valid,
+ * and may already have been answered ok (a worker lost between its
+ * reply's confirm and its ack): answering it unauthorized would break
+ * the byte-identical duplicates.  But any lost connection (a broker
+ * restart, a worker killed) redelivers every job in hand, expired ones
+ * included, so the forgiveness is bounded: a redelivery comes within
+ * seconds of the loss, a heartbeat timeout at most. */
+#define TOKEN_REDELIVERY_GRACE 300.0
+
 /* The verdict on token[0..len) for a job of user_id (has_user_id false: a
  * job without one), at now (seconds since the epoch).  exp is checked on
- * a first delivery only: a redelivered job was delivered before, while
- * its token was valid, and may already have been answered ok (README,
- * "Where the contract is silent").  TOKEN_UNAUTHORIZED with a one-line
- * reason in why ("" for TOKEN_OK); the reason depends on now only for
- * exp, so a redelivered job gets the same reason again. */
+ * a first delivery; on a redelivery only TOKEN_REDELIVERY_GRACE s later
+ * (README, "Expiry and redelivery").  TOKEN_UNAUTHORIZED with a one-line
+ * reason in why ("" for TOKEN_OK); the reason depends on now only for a
+ * first delivery's exp, so a redelivered job gets the same reason again. */
 enum token_result token_check(const struct token_verifier *v, const char *token, size_t len,
                               long long user_id, bool has_user_id, double now, bool redelivered,
                               char *why, size_t whylen);

@@ -377,7 +377,7 @@ static void start_job(struct worker *w, unsigned slot)
         return;
     }
     /* Before the job can reach the database.  A redelivered job's exp is
-     * not checked again (token.h): it may have been answered ok. */
+     * forgiven for a while (token.h): it may have been answered ok. */
     if (w->verifier != NULL && token_check_job(w->verifier, &w->job, wall_clock(), s->redelivered,
                                                detail, sizeof detail) != TOKEN_OK) {
         w->stats->jobs_unauthorized++;

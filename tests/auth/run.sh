@@ -266,7 +266,7 @@ check_eq "an HS256 token from greet-producer" \
     "$(unauthorized es-hs "alg HS256, expected ES256")"
 stop_worker "$W3"
 
-echo "# expiry: checked on a first delivery, not on a redelivery"
+echo "# expiry: checked on a first delivery; a redelivery soon after is forgiven"
 "$TOOLS/mqtool" purge greet.dead greet.replies >/dev/null
 SHORT=(GREET_AUTH=jwt GREET_JWT_KEY_FILE="$WORK/hs.key" GREET_JWT_LEEWAY=0)
 # A token that expires while its job waits in the queue: refused.
