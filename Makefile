@@ -50,7 +50,7 @@ pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1))
 # (mq_url.c, db_url.c) through the pointers each main() passes in.
 COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c common/greet.c \
              common/jsonw.c common/stdfds.c common/http_addr.c \
-             common/reply.c common/clock.c common/backoff.c common/confirms.c common/signals.c common/link.c \
+             common/reply.c common/clock.c common/backoff.c common/files.c common/confirms.c common/signals.c common/link.c \
              common/mq.c common/mq_url.c common/db.c common/db_url.c common/prom.c common/http.c \
              common/token.c
 WORKER_SRC   = worker/main.c worker/worker.c worker/ledger.c worker/fault.c worker/metrics.c \
@@ -154,7 +154,7 @@ FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_FLAGS   = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 # The modules under test: the pure ones and the URL checkers.
-FUZZ_COMMON_SRC = common/buf.c common/utf8.c common/log.c common/config.c common/job.c \
+FUZZ_COMMON_SRC = common/buf.c common/files.c common/utf8.c common/log.c common/config.c common/job.c \
                   common/greet.c common/jsonw.c common/http_addr.c common/reply.c \
                   common/prom.c common/mq_url.c common/db_url.c common/token.c
 FUZZ_LIBS    = $(call pkg_libs,librabbitmq jansson libpq libjwt openssl) -lm

@@ -1,12 +1,12 @@
 /* config.c - the settings table and its loader; see config.h. */
 #include "config.h"
+#include "files.h"
 
 #include "http_addr.h"
 #include "log.h"
 #include "token.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -391,23 +391,6 @@ static bool validate_urls(const struct config *cfg, char *err, size_t errlen)
             return false;
         }
     }
-    return true;
-}
-
-/* A file start-up can read now: false with why filled.  Opening alone
- * would pass a directory; reading one byte tells. */
-static bool file_readable(const char *path, char *why, size_t whylen)
-{
-    char byte;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0 || read(fd, &byte, 1) < 0) {
-        snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    close(fd);
     return true;
 }
 

@@ -3,14 +3,13 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "files.h"
 #include "log.h"
 #include "mq_url.h"
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -142,23 +141,6 @@ static void copy_shortstr(struct mq_shortstr *dst, amqp_bytes_t src)
 static bool is_set(const char *value)
 {
     return value != NULL && value[0] != '\0';
-}
-
-/* A file we can read now: an unreadable CA bundle or key must be an
- * error that names it, not a verification failure later. */
-static bool file_readable(const char *path, char *why, size_t whylen)
-{
-    char byte;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0 || read(fd, &byte, 1) < 0) {
-        snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    close(fd);
-    return true;
 }
 
 /* The reason of this thread's last OpenSSL error ("tlsv1 alert unknown
