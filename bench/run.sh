@@ -14,6 +14,7 @@ BIN=${GREET_BIN:-$ROOT/bin}
 TOOLS=${GREET_TOOLS:-$ROOT/build/release/tests}
 BASELINE=${GREET_BASELINE:-$ROOT/build/release/bench/baseline}
 . "$ROOT/scripts/lib/servers.sh"
+. "$ROOT/scripts/lib/tls.sh"
 
 if [ -n "${BENCH_SMOKE:-}" ]; then
     JOBS=${BENCH_JOBS:-3000}
@@ -44,8 +45,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export GREET_STATS_INTERVAL=0 GREET_LOG_LEVEL=warn
 
-echo "# starting RabbitMQ and PostgreSQL; loading $USERS users"
-servers_start "$WORK/servers" || exit 1
+# Both servers also listen with TLS (a throwaway CA and a certificate for
+# localhost), for the row over amqps:// and sslmode=verify-full.
+echo "# starting RabbitMQ and PostgreSQL (plain and TLS listeners); loading $USERS users"
+SERVERS_DIR=$WORK/servers
+servers_prepare_dir "$SERVERS_DIR" && mkdir -p "$WORK/certs" &&
+    tls_ca "$WORK/certs" ca && tls_sign "$WORK/certs" server ca /CN=localhost server &&
+    tls_servers "$WORK/certs" "$WORK/rabbit-tls" "$WORK/pg-tls" &&
+    pg_start && rabbit_start || exit 1
 servers_load_schema || exit 1
 psql_ -c "INSERT INTO user_preferences (user_id, display_name, language, formality)
           SELECT i, 'User ' || i, (ARRAY['en','fr','de','es','ja','pt'])[1 + i % 6],
@@ -171,9 +178,22 @@ drain_signed() {
     fi
 }
 
+# drain_link tcp|tls PREFETCH: drain_workers 1 PREFETCH with the worker
+# on loopback TCP to both servers, plain or TLS (amqps://, verify-full);
+# the jobs are queued over the default link.
+drain_link() {
+    if [ "$1" = tls ]; then
+        WORKER_ENV=(AMQP_URL="$(tls_amqp_url)" AMQP_CACERT="$TLS_CA" DATABASE_URL="$(tls_database_url)")
+    else
+        WORKER_ENV=(AMQP_URL="$(tcp_amqp_url)" DATABASE_URL="$(tcp_database_url)")
+    fi
+    drain_workers 1 "$2"
+    WORKER_ENV=()
+}
+
 measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
     local prefetch=$1 run b=() cb=() w1=() c1=() r1=() w2=() c2=() r2=() ws=() cs=()
-    local wh=() ch=() we=() ce=()
+    local wh=() ch=() we=() ce=() wp=() cp=() wt=() ct=()
     for run in $(seq 1 "$RUNS"); do
         read -r t c <<<"$(drain_baseline "$prefetch")"
         b+=("$t") cb+=("$c")
@@ -191,7 +211,11 @@ measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
         # reuses its tokens sends them.
         read -r t c r <<<"$(drain_signed ES256 "$prefetch" 1000)"
         we+=("$t") ce+=("$c")
-        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s, 1 worker scraped 100/s ${ws[-1]}/s ($(tail -n 1 "$WORK/scrape.out")), 1 worker with tokens: HS256 ${wh[-1]}/s, ES256 (1000 users) ${we[-1]}/s"
+        read -r t c r <<<"$(drain_link tcp "$prefetch")"
+        wp+=("$t") cp+=("$c")
+        read -r t c r <<<"$(drain_link tls "$prefetch")"
+        wt+=("$t") ct+=("$c")
+        echo "#   run $run, prefetch $prefetch: baseline ${b[-1]}/s, 1 worker ${w1[-1]}/s, 2 workers ${w2[-1]}/s, 1 worker scraped 100/s ${ws[-1]}/s ($(tail -n 1 "$WORK/scrape.out")), 1 worker with tokens: HS256 ${wh[-1]}/s, ES256 (1000 users) ${we[-1]}/s; 1 worker over TCP ${wp[-1]}/s, over TLS ${wt[-1]}/s"
     done
     RESULT_BASE=$(median "${b[@]}") RESULT_CB=$(median "${cb[@]}")
     RESULT_W1=$(median "${w1[@]}") RESULT_C1=$(median "${c1[@]}") RESULT_R1=$(median "${r1[@]}")
@@ -199,6 +223,8 @@ measure() { # measure PREFETCH: fills the RESULT_* variables (medians of RUNS)
     RESULT_WS=$(median "${ws[@]}") RESULT_CS=$(median "${cs[@]}")
     RESULT_WH=$(median "${wh[@]}") RESULT_CH=$(median "${ch[@]}")
     RESULT_WE=$(median "${we[@]}") RESULT_CE=$(median "${ce[@]}")
+    RESULT_WP=$(median "${wp[@]}") RESULT_CP=$(median "${cp[@]}")
+    RESULT_WT=$(median "${wt[@]}") RESULT_CT=$(median "${ct[@]}")
 }
 
 measure_latency() { # measure_latency RATE PREFETCH: RESULT_LAT="p50 p95 p99 max", medians
@@ -226,7 +252,7 @@ for prefetch in $PREFETCHES; do
     lat1000=$RESULT_LAT
     measure_latency "$half" "$prefetch"
     lathalf=$RESULT_LAT
-    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf $RESULT_WS $RESULT_CS $RESULT_WH $RESULT_CH $RESULT_WE $RESULT_CE")
+    ROWS+=("$prefetch $RESULT_BASE $RESULT_CB $RESULT_W1 $RESULT_C1 $RESULT_R1 $RESULT_W2 $RESULT_C2 $RESULT_R2 $half $lat1000 $lathalf $RESULT_WS $RESULT_CS $RESULT_WH $RESULT_CH $RESULT_WE $RESULT_CE $RESULT_WP $RESULT_CP $RESULT_WT $RESULT_CT")
 done
 
 printf '\n%s jobs per drain, median of %s run(s); latency: %s jobs open loop, 1 worker\n\n' "$JOBS" "$RUNS" "$LATENCY_JOBS"
@@ -238,7 +264,7 @@ table_row "" "" "" "" "" "" "p50/p95/p99/max" "p50/p95/p99/max"
 printf '{"date":"%s","jobs":%s,"runs":%s,"latency_jobs":%s,"rows":[' "$STAMP" "$JOBS" "$RUNS" "$LATENCY_JOBS" >"$JSON"
 separator=""
 for row in "${ROWS[@]}"; do
-    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax ws cs wh ch we ce <<<"$row"
+    read -r p base cb w1 c1 r1 w2 c2 r2 half a50 a95 a99 amax h50 h95 h99 hmax ws cs wh ch we ce wp cp wt ct <<<"$row"
     table_row "$p" "broker-only baseline" "$base" "1.00" "$cb" "" "" ""
     table_row "" "1 worker" "$w1" "$(ratio "$w1" "$base")" "$c1" "$r1" "$a50/$a95/$a99/$amax" \
         "$h50/$h95/$h99/$hmax (at $half/s)"
@@ -249,6 +275,10 @@ for row in "${ROWS[@]}"; do
         "tokens of 10000 users:" "$(ratio "$wh" "$w1") of the rate without tokens"
     table_row "" "1 worker, jwt ES256" "$we" "$(ratio "$we" "$base")" "$ce" "" \
         "tokens of 1000 users:" "$(ratio "$we" "$w1") of the rate without tokens"
+    table_row "" "1 worker, TCP" "$wp" "$(ratio "$wp" "$base")" "$cp" "" \
+        "both servers on 127.0.0.1," "no TLS"
+    table_row "" "1 worker, TLS" "$wt" "$(ratio "$wt" "$base")" "$ct" "" \
+        "amqps://, verify-full:" "$(ratio "$wt" "$wp") of the rate over plain TCP"
     {
         printf '%s{"prefetch":%s,"baseline_jobs_per_s":%s,"baseline_cpu_us_per_job":%s,' "$separator" "$p" "$base" "$cb"
         printf '"worker1_jobs_per_s":%s,"worker1_ratio":%s,"worker1_cpu_us_per_job":%s,"worker1_peak_rss_kib":%s,' \
@@ -261,6 +291,9 @@ for row in "${ROWS[@]}"; do
             "$wh" "$ch" "$(ratio "$wh" "$w1")"
         printf '"worker1_es256_jobs_per_s":%s,"worker1_es256_cpu_us_per_job":%s,"es256_to_no_tokens":%s,' \
             "$we" "$ce" "$(ratio "$we" "$w1")"
+        printf '"worker1_tcp_jobs_per_s":%s,"worker1_tcp_cpu_us_per_job":%s,' "$wp" "$cp"
+        printf '"worker1_tls_jobs_per_s":%s,"worker1_tls_cpu_us_per_job":%s,"tls_to_tcp":%s,' \
+            "$wt" "$ct" "$(ratio "$wt" "$wp")"
         printf '"latency_ms_at_1000":{"p50":%s,"p95":%s,"p99":%s,"max":%s},' "$a50" "$a95" "$a99" "$amax"
         printf '"latency_rate_half":%s,"latency_ms_at_half":{"p50":%s,"p95":%s,"p99":%s,"max":%s}}' \
             "$half" "$h50" "$h95" "$h99" "$hmax"

@@ -15,6 +15,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${GREET_BIN:-$ROOT/bin}
 TOOLS=${GREET_TOOLS:-$ROOT/build/release/tests}
 . "$ROOT/scripts/lib/servers.sh"
+. "$ROOT/scripts/lib/tls.sh"
 . "$ROOT/tests/lib/testlib.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/greet-tls.XXXXXX")
@@ -36,69 +37,15 @@ trap 'exit 130' INT TERM
 
 CERTS=$WORK/certs
 
-# sign NAME CA SUBJECT EXTENSIONS [openssl ca dates...]: NAME.key and
-# NAME.pem, signed by CA (ca or wrong-ca) with the extensions section
-# named.  openssl ca rather than openssl x509: OpenSSL 3.0's x509 cannot
-# set a start date, and an expired certificate needs one in the past.
-sign() {
-    local name=$1 ca=$2 subject=$3 ext=$4
-    shift 4
-    [ $# -gt 0 ] || set -- -days 2
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$CERTS/$name.key" -out "$CERTS/$name.csr" -subj "$subject" &&
-        openssl ca -batch -notext -config "$CERTS/ca.cnf" -name "CA_$ca" -extensions "$ext" "$@" \
-            -in "$CERTS/$name.csr" -out "$CERTS/$name.pem"
-}
-
 make_certs() {
-    local ca
-    mkdir -p "$CERTS"
-    cat >"$CERTS/ca.cnf" <<CNF
-[ ca ]
-default_ca = CA_ca
-[ CA_ca ]
-database = $CERTS/ca.db/index.txt
-serial = $CERTS/ca.db/serial
-new_certs_dir = $CERTS/ca.db
-certificate = $CERTS/ca.pem
-private_key = $CERTS/ca.key
-default_md = sha256
-policy = any
-unique_subject = no
-[ CA_wrong-ca ]
-database = $CERTS/wrong-ca.db/index.txt
-serial = $CERTS/wrong-ca.db/serial
-new_certs_dir = $CERTS/wrong-ca.db
-certificate = $CERTS/wrong-ca.pem
-private_key = $CERTS/wrong-ca.key
-default_md = sha256
-policy = any
-unique_subject = no
-[ any ]
-commonName = supplied
-[ server ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost,IP:127.0.0.1
-[ other_host ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:other.example
-[ client ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = clientAuth
-CNF
-    for ca in ca wrong-ca; do
-        mkdir -p "$CERTS/$ca.db" && : >"$CERTS/$ca.db/index.txt" && echo 1000 >"$CERTS/$ca.db/serial" &&
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-                -keyout "$CERTS/$ca.key" -out "$CERTS/$ca.pem" -subj "/CN=greet $ca (throwaway)" || return 1
-    done
-    sign server ca /CN=localhost server &&
-        sign other-host ca /CN=other.example other_host &&
-        sign expired ca /CN=localhost server -startdate 20200101000000Z -enddate 20200102000000Z &&
-        sign client ca /CN=greet-tls-worker client &&
-        sign client-wrong-ca wrong-ca /CN=greet-tls-worker client &&
-        sign client-nobody ca /CN=greet-nobody client &&
+    mkdir -p "$CERTS" &&
+        tls_ca "$CERTS" ca && tls_ca "$CERTS" wrong-ca &&
+        tls_sign "$CERTS" server ca /CN=localhost server &&
+        tls_sign "$CERTS" other-host ca /CN=other.example other_host &&
+        tls_sign "$CERTS" expired ca /CN=localhost server -startdate 20200101000000Z -enddate 20200102000000Z &&
+        tls_sign "$CERTS" client ca /CN=greet-tls-worker client &&
+        tls_sign "$CERTS" client-wrong-ca wrong-ca /CN=greet-tls-worker client &&
+        tls_sign "$CERTS" client-nobody ca /CN=greet-nobody client &&
         openssl verify -CAfile "$CERTS/ca.pem" "$CERTS/server.pem" "$CERTS/client.pem" &&
         ! openssl verify -CAfile "$CERTS/ca.pem" "$CERTS/expired.pem"
 }
@@ -107,33 +54,20 @@ echo "# a throwaway CA and certificates, made with openssl in $CERTS"
 check "CA, server (localhost, 127.0.0.1), other-host, expired, client certificates, another CA" \
     make_certs || exit 1
 
-# The broker reads its certificate from here; tests swap the files and
-# clear its PEM cache to make it present another one (RabbitMQ's way of
-# rotating certificates without a restart).
+# The broker reads its certificate from RABBIT_TLS; tests swap the files
+# and clear its PEM cache to make it present another one (RabbitMQ's way
+# of rotating certificates without a restart).
 RABBIT_TLS=$WORK/rabbit-tls
-mkdir -p "$RABBIT_TLS" && cp "$CERTS/ca.pem" "$CERTS/server.pem" "$CERTS/server.key" "$RABBIT_TLS/"
-# PostgreSQL wants its key owned by its own user, mode 0600.
-PG_TLS=$WORK/pg-tls
-mkdir -p "$PG_TLS" && cp "$CERTS/ca.pem" "$CERTS/server.pem" "$CERTS/server.key" "$PG_TLS/"
-chmod 600 "$PG_TLS/server.key"
-[ "$(id -u)" = 0 ] && chown -R postgres "$PG_TLS"
 
 start_tls_servers() {
     SERVERS_DIR=$WORK/servers
-    servers_prepare_dir "$SERVERS_DIR" || return 1
-    TLS_PORT=$(free_port) || return 1
+    servers_prepare_dir "$SERVERS_DIR" && tls_servers "$CERTS" "$RABBIT_TLS" "$WORK/pg-tls" || return 1
     RABBIT_PLUGINS=rabbitmq_auth_mechanism_ssl
-    RABBIT_EXTRA_CONF="listeners.ssl.1 = 127.0.0.1:$TLS_PORT
-ssl_options.cacertfile = $RABBIT_TLS/ca.pem
-ssl_options.certfile = $RABBIT_TLS/server.pem
-ssl_options.keyfile = $RABBIT_TLS/server.key
-ssl_options.verify = verify_peer
-ssl_options.fail_if_no_peer_cert = false
+    RABBIT_EXTRA_CONF="$RABBIT_EXTRA_CONF
 auth_mechanisms.1 = PLAIN
 auth_mechanisms.2 = AMQPLAIN
 auth_mechanisms.3 = EXTERNAL
 ssl_cert_login_from = common_name"
-    PG_EXTRA_OPTS="-c ssl=on -c ssl_cert_file=$PG_TLS/server.pem -c ssl_key_file=$PG_TLS/server.key -c ssl_ca_file=$PG_TLS/ca.pem"
     pg_start && rabbit_start
 }
 
@@ -142,10 +76,10 @@ check "servers start (TLS listener, EXTERNAL plugin, ssl=on)" start_tls_servers 
 check "schema and sample users load" eval 'servers_load_schema && servers_load_samples' || exit 1
 
 PLAIN_URL=$AMQP_URL
-TLS_URL="amqps://guest:guest@localhost:$TLS_PORT/"
-CA=$CERTS/ca.pem
-TLS_DB="postgresql://greet_worker@localhost:$PG_PORT/greet?sslmode=verify-full&sslrootcert=$CA"
-PLAIN_DB="postgresql://greet_worker@127.0.0.1:$PG_PORT/greet?sslmode=disable"
+TLS_URL=$(tls_amqp_url)
+CA=$TLS_CA
+TLS_DB=$(tls_database_url)
+PLAIN_DB=$(tcp_database_url)
 
 # broker_subject: the subject of the certificate the broker presents now.
 broker_subject() {
