@@ -285,6 +285,18 @@ static void read_job_id_of_large(const char *body, size_t len, struct job *job)
     json_decref(root);
 }
 
+/* jansson's error text without the "near '...'" it ends with: that is
+ * the token the parser stopped in, up to ~130 bytes of the body, which
+ * may be a JWT.  The line and column say where. */
+static const char *error_without_quote(char *text)
+{
+    char *near = strstr(text, " near '");
+
+    if (near != NULL)
+        *near = '\0';
+    return text;
+}
+
 enum job_status job_decode(const char *body, size_t len, struct job *job, char *detail,
                            size_t detail_len)
 {
@@ -313,8 +325,8 @@ enum job_status job_decode(const char *body, size_t len, struct job *job, char *
                      error.line, error.column);
             return JOB_INVALID_JOB;
         }
-        snprintf(detail, detail_len, "body is not valid JSON: %s (line %d, column %d)", error.text,
-                 error.line, error.column);
+        snprintf(detail, detail_len, "body is not valid JSON: %s (line %d, column %d)",
+                 error_without_quote(error.text), error.line, error.column);
         return JOB_INVALID_JSON;
     }
     if (!json_is_object(root)) {

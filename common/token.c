@@ -153,7 +153,7 @@ static bool check_key(const struct alg_info *info, const unsigned char *key, siz
     size_t curve_len = 0;
 
     if (info->kind == KEY_SECRET) {
-        if (key_len >= sizeof pem - 1 && memcmp(key, pem, sizeof pem - 1) == 0)
+        if (contains(key, key_len, pem)) /* anywhere: a comment line may come first */
             return fail(err, errlen, "holds a PEM key, but %s takes a shared secret", info->name);
         if (key_len * 8 < (size_t)info->bits)
             return fail(err, errlen, "an %s secret must be at least %d bytes, got %zu", info->name,
@@ -162,6 +162,12 @@ static bool check_key(const struct alg_info *info, const unsigned char *key, siz
     }
     if (key_len > TOKEN_KEY_MAX)
         return fail(err, errlen, "longer than %d bytes: not a key", TOKEN_KEY_MAX);
+    /* Anywhere in the file, even after a public key that reads well: a
+     * verifier's file must not hold what signs. */
+    if (!private_key && contains(key, key_len, "PRIVATE KEY"))
+        return fail(err, errlen,
+                    "holds a private key: a worker takes only the public key (openssl pkey "
+                    "-pubout), the private one stays with the producers");
     bio = BIO_new_mem_buf(key, (int)key_len);
     if (bio == NULL)
         return fail(err, errlen, "out of memory");
@@ -170,10 +176,6 @@ static bool check_key(const struct alg_info *info, const unsigned char *key, siz
     BIO_free(bio);
     if (pkey == NULL) {
         ERR_clear_error(); /* not for the broker link's TLS to report later */
-        if (!private_key && contains(key, key_len, "PRIVATE KEY"))
-            return fail(err, errlen,
-                        "holds a private key: a worker takes only the public key (openssl pkey "
-                        "-pubout), the private one stays with the producers");
         if (private_key && contains(key, key_len, "ENCRYPTED"))
             return fail(err, errlen, "holds an encrypted private key: give it unencrypted");
         return fail(err, errlen, "holds no PEM %s key", private_key ? "private" : "public");

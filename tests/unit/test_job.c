@@ -295,6 +295,33 @@ START_TEST(test_detail_is_deterministic)
 }
 END_TEST
 
+/* A parse error says what and where, never quotes the body: jansson's
+ * text ends "near '<the token it read>'", and that token may be a JWT
+ * (the reply and the dead copy go where the job's sender is not the only
+ * reader, and so do the logs). */
+static const char *const quoting_bodies[] = {
+    "{\"job_id\":\"j\",\"token\":\"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SIGNATURE_SIGNATURE\x01\"}",
+    "{\"job_id\":\"j\",\"token\":\"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SIGNATURE_SIGNATURE\\q\"}",
+    "{\"job_id\":\"j\",\"token\":\"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SIGNATURE_SIGNATURE",
+    "{\"job_id\":\"j\",\"token\":eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SIGNATURE_SIGNATURE}",
+    "{\"job_id\":\"j\",\"token\":\"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SIGNATURE_SIGNATURE\" x}",
+};
+
+START_TEST(test_invalid_json_quotes_nothing)
+{
+    struct job job;
+    char detail[512];
+
+    ck_assert_int_eq(job_decode(quoting_bodies[_i], strlen(quoting_bodies[_i]), &job, detail,
+                                sizeof detail),
+                     JOB_INVALID_JSON);
+    ck_assert_msg(strstr(detail, "not valid JSON") != NULL, "%d: %s", _i, detail);
+    ck_assert_msg(strstr(detail, "(line 1, column ") != NULL, "%d: %s", _i, detail);
+    ck_assert_msg(strstr(detail, "SIGNATURE") == NULL && strstr(detail, "eyJ") == NULL,
+                  "%d: the body quoted in '%s'", _i, detail);
+}
+END_TEST
+
 static const struct {
     enum job_status status;
     const char *code;
@@ -348,6 +375,8 @@ Suite *job_suite(void)
     tcase_add_test(tc, test_too_large_with_huge_number);
     tcase_add_test(tc, test_too_large_with_nul_elsewhere);
     tcase_add_test(tc, test_detail_is_deterministic);
+    tcase_add_loop_test(tc, test_invalid_json_quotes_nothing, 0,
+                        (int)(sizeof quoting_bodies / sizeof quoting_bodies[0]));
     tcase_add_loop_test(tc, test_codes, 0, sizeof codes / sizeof codes[0]);
     tcase_add_loop_test(tc, test_check_text, 0, sizeof texts / sizeof texts[0]);
     suite_add_tcase(s, tc);

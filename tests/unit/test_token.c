@@ -649,6 +649,7 @@ static const struct {
     const char *alg;
     const char *key;
     const char *error_has; /* NULL: taken */
+    const char *before, *after; /* more text around key in the file */
 } keys[] = {
     {false, "HS256", HS_SECRET, NULL},
     {false, "RS256", rsa_public, NULL},
@@ -662,6 +663,18 @@ static const struct {
     {false, "ES384", ec_public,
      "ES384 takes an EC key on the curve P-384 (secp384r1), got 256 bits"},
     {false, "RS256", rsa_private, "holds a private key: a worker takes only the public key"},
+    /* A PEM key anywhere in an HMAC secret's file, not only at its start
+     * (a comment line above it, a key pasted after a secret). */
+    {false, "HS256", rsa_public, "holds a PEM key, but HS256 takes a shared secret",
+     "# the team's key\n", NULL},
+    {false, "HS256", HS_SECRET, "holds a PEM key, but HS256 takes a shared secret", NULL,
+     "\n-----BEGIN PUBLIC KEY-----\n"},
+    /* A private key after the public one: the verifier's file must not
+     * hold what signs. */
+    {false, "RS256", rsa_public, "holds a private key: a worker takes only the public key", NULL,
+     rsa_private},
+    {false, "ES256", ec_public, "holds a private key: a worker takes only the public key", NULL,
+     ec_private},
     {false, "RS256", "not a key at all", "holds no PEM public key"},
     {false, "EdDSA", HS_SECRET, "alg 'EdDSA' is not one of HS256"},
     {false, "none", HS_SECRET, "alg 'none' is not one of"},
@@ -677,19 +690,22 @@ static const struct {
 
 START_TEST(test_keys)
 {
-    char err[256] = "";
+    char err[256] = "", key[4096];
     bool ok;
 
+    ck_assert_int_lt(snprintf(key, sizeof key, "%s%s%s", keys[_i].before ? keys[_i].before : "",
+                              keys[_i].key, keys[_i].after ? keys[_i].after : ""),
+                     (int)sizeof key);
     if (keys[_i].signer) {
         struct token_signer s;
-        ok = token_signer_init(&s, keys[_i].alg, (const unsigned char *)keys[_i].key,
-                               strlen(keys[_i].key), 60, NULL, NULL, err, sizeof err);
+        ok = token_signer_init(&s, keys[_i].alg, (const unsigned char *)key, strlen(key), 60,
+                               NULL, NULL, err, sizeof err);
         if (ok)
             token_signer_free(&s);
     } else {
         struct token_verifier v;
-        ok = token_verifier_init(&v, keys[_i].alg, (const unsigned char *)keys[_i].key,
-                                 strlen(keys[_i].key), NULL, NULL, 30, err, sizeof err);
+        ok = token_verifier_init(&v, keys[_i].alg, (const unsigned char *)key, strlen(key), NULL,
+                                 NULL, 30, err, sizeof err);
         if (ok)
             token_verifier_free(&v);
     }
