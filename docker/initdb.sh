@@ -27,9 +27,12 @@ if [ -z "$password" ]; then
     echo "initdb.sh: GREET_WORKER_PASSWORD_FILE: $GREET_WORKER_PASSWORD_FILE is empty" >&2
     exit 1
 fi
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-    -v password="$password" <<'SQL'
+# The password reaches psql in its environment, not on its command line,
+# which any local user can read (ps); \getenv is psql 15's.
+GREET_ROLE_PASSWORD=$password psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" \
+    --dbname "$POSTGRES_DB" <<'SQL'
 SELECT 'CREATE ROLE greet_worker LOGIN'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'greet_worker') \gexec
+\getenv password GREET_ROLE_PASSWORD
 ALTER ROLE greet_worker LOGIN PASSWORD :'password';
 SQL

@@ -36,9 +36,25 @@ umask 022
 
 created=0
 
-# password: 32 letters and digits, so that a URL needs no escaping.
+# password: 32 letters and digits (a password written by hand may hold
+# anything: the URLs percent-encode it).
 password() {
     LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32
+}
+
+# pct TEXT: TEXT percent-encoded for a URL's user information: every byte
+# but letters, digits and -._~ (RFC 3986's unreserved), so that a
+# password written into its file by hand makes a URL that parses.
+pct() {
+    printf '%s' "$1" | od -An -v -tx1 | tr -s ' ' '\n' | sed '/^$/d' | while read -r h; do
+        case $h in
+        3[0-9] | 4[1-9a-f] | 5[0-9a] | 6[1-9a-f] | 7[0-9a] | 2d | 2e | 5f | 7e)
+            # shellcheck disable=SC2059 # the octal escape is the point
+            printf "\\$(printf '%03o' "0x$h")"
+            ;;
+        *) printf '%%%s' "$(printf '%s' "$h" | tr a-f A-F)" ;;
+        esac
+    done
 }
 
 # put NAME CONTENT WHAT: NAME in DIR with CONTENT (one line), unless it exists.
@@ -95,12 +111,12 @@ fi
 
 # The URLs, from the passwords.
 for user in admin worker producer subscriber; do
-    url "greet-$user-amqp-url" "amqp://greet-$user:$(value "greet-$user-amqp-password")@$AMQP_HOST/" \
+    url "greet-$user-amqp-url" "amqp://greet-$user:$(pct "$(value "greet-$user-amqp-password")")@$AMQP_HOST/" \
         "AMQP_URL of greet-$user"
 done
-url postgres-db-url "postgresql://postgres:$(value postgres-password)@$DB_HOST/$DB_NAME" \
+url postgres-db-url "postgresql://postgres:$(pct "$(value postgres-password)")@$DB_HOST/$DB_NAME" \
     "DATABASE_URL of the owner, for migrate"
-url greet-worker-db-url "postgresql://greet_worker:$(value greet-worker-db-password)@$DB_HOST/$DB_NAME" \
+url greet-worker-db-url "postgresql://greet_worker:$(pct "$(value greet-worker-db-password)")@$DB_HOST/$DB_NAME" \
     "DATABASE_URL of greet_worker, for the workers"
 
 # Kept files a container could not read.

@@ -392,8 +392,11 @@ static void on_delivery(struct worker *w, const struct mq_message *m)
 {
     /* A redelivered job may be the one that crashed a worker: it is kept
      * as it came, undecoded, until it can run alone.  (The broken
-     * fault-injection worker has no such defence.) */
-    bool suspect = (m->redelivered || m->delivery_count > 0) && !fault_ack_early();
+     * fault-injection worker has no such defence.)  The broker's flag
+     * alone says so: an x-delivery-count header on a first delivery is a
+     * publisher's, and would make every job of a hostile one run alone
+     * (quorum queues set the header only on a redelivery). */
+    bool suspect = m->redelivered && !fault_ack_early();
     int slot = ledger_add(&w->ledger, m->delivery_tag, suspect);
     char err[256];
 

@@ -51,9 +51,13 @@ secret() {
     printf '%s' "$value"
 }
 
-# rx NAME: NAME as an anchored regular expression (RabbitMQ's are PCRE).
+# esc NAME: NAME with every character a regular expression gives a
+# meaning escaped (RabbitMQ's are PCRE); rx NAME: that, anchored.
+esc() {
+    printf '%s' "$1" | sed 's/[][\.^$*+?(){}|\\]/\\&/g'
+}
 rx() {
-    printf '^%s$' "$(printf '%s' "$1" | sed 's/[][\.^$*+?(){}|\\]/\\&/g')"
+    printf '^%s$' "$(esc "$1")"
 }
 
 # json STRING: STRING as a JSON string.
@@ -68,13 +72,21 @@ api_password=$(secret RABBITMQ_API_PASSWORD)
 [ -n "$api_password" ] || die "RABBITMQ_API_PASSWORD (or RABBITMQ_API_PASSWORD_FILE) is not set"
 vhost=$(printf '%s' "$GREET_VHOST" | sed 's|%|%25|g; s|/|%2F|g')
 
+# curl reads the API login from a file of its own (mode 0600) and each
+# request's body, which holds a user's password, from its standard input:
+# neither is on its command line, which any local user can read (ps).
+umask 077
+curl_config=$(mktemp)
+trap 'rm -f "$curl_config"' EXIT
+printf 'user = "%s"\n' "$(printf '%s' "$api_user:$api_password" | sed 's/\\/\\\\/g; s/"/\\"/g')" >"$curl_config"
+
 # api METHOD PATH BODY: one call; fails with the broker's answer.  A
 # broker that is up but whose management listener is not yet (compose
 # starts this once the AMQP port answers) is waited for, a minute at most.
 api() {
-    out=$(curl --silent --show-error --max-time 10 --retry 30 --retry-connrefused --retry-delay 2 \
-        --user "$api_user:$api_password" \
-        --header 'content-type: application/json' --request "$1" --data "$3" \
+    out=$(printf '%s' "$3" | curl --silent --show-error --max-time 10 --retry 30 --retry-connrefused \
+        --retry-delay 2 --config "$curl_config" \
+        --header 'content-type: application/json' --request "$1" --data-binary @- \
         --write-out '\n%{http_code}' "${RABBITMQ_API%/}/api/$2") || die "$1 $2: cannot reach $RABBITMQ_API"
     code=$(printf '%s' "$out" | tail -n 1)
     case $code in
@@ -98,11 +110,19 @@ grant() {
 
 jobs=$(rx "$GREET_JOBS_QUEUE")
 replies=$(rx "$GREET_REPLY_QUEUE")
-dead=$(rx "$GREET_DEAD_QUEUE")
-topology="^($(printf '%s|%s|%s' "$jobs" "$replies" "$dead" | sed 's/\^//g; s/\$//g'))\$"
+topology="^($(esc "$GREET_JOBS_QUEUE")|$(esc "$GREET_REPLY_QUEUE")|$(esc "$GREET_DEAD_QUEUE"))\$"
 default_exchange='^amq\.default$'
 private='^amq\.gen-.*'
 nothing='^$'
+
+# The producer's configure permission on amq.gen-* (for its exclusive
+# reply queues) also lets it declare durable queues of such names, left
+# behind on the broker: a policy deletes any of them unused (no consumer,
+# no declare) for 10 minutes.  Priority 0: an operator's own policies come
+# first.
+api PUT "policies/$vhost/greet-private-queues" \
+    '{"pattern":"^amq\\.gen-","apply-to":"queues","priority":0,"definition":{"expires":600000}}'
+echo "greet-users: policy greet-private-queues: amq.gen-* queues unused for 10 minutes are deleted"
 
 grant greet-admin GREET_ADMIN_AMQP_PASSWORD "$topology" "$default_exchange" "$topology"
 grant greet-worker GREET_WORKER_AMQP_PASSWORD "$nothing" "$default_exchange" "$jobs"

@@ -277,6 +277,28 @@ secrets_script() {
 }
 check "scripts/compose-secrets.sh: ./secrets/ (0700), its files (0644), passwords and URLs; idempotent" \
     secrets_script "$TREE"
+# hand_written_password: a password written into its file by hand, with
+# characters a URL gives a meaning (and UTF-8), comes back out of the URL
+# built from it, percent-decoded, the same.
+hand_written_password() {
+    # shellcheck disable=SC1003 # a backslash ends it, no quote escaped
+    local tree=$WORK/hand-tree pw='p@ss/w:rd%#?é x"\\'
+    copy_tree "$tree" && mkdir -p "$tree/secrets" && chmod 700 "$tree/secrets" &&
+        printf '%s\n' "$pw" >"$tree/secrets/greet-worker-amqp-password" &&
+        printf '%s\n' "$pw" >"$tree/secrets/greet-worker-db-password" &&
+        make_secrets "$tree" >/dev/null || return 1
+    python3 - "$pw" "$tree/secrets/greet-worker-amqp-url" "$tree/secrets/greet-worker-db-url" <<'PY'
+import sys, urllib.parse
+pw = sys.argv[1]
+for path in sys.argv[2:]:
+    url = open(path).readline().rstrip("\n")
+    parts = urllib.parse.urlsplit(url)
+    got = urllib.parse.unquote(parts.password or "")
+    if got != pw or parts.hostname not in ("rabbitmq", "postgres"):
+        sys.exit(f"{path}: {url!r}: password {got!r}, host {parts.hostname!r}")
+PY
+}
+check "compose-secrets.sh: a hand-written password is percent-encoded in the URLs" hand_written_password
 # compose_config ROOT OUT: docker-compose config of ROOT's file, resolved, into OUT.
 compose_config() {
     (cd "$1" && docker-compose -f docker-compose.yml config >"$2")
@@ -307,23 +329,27 @@ SCRIPTS=("$ROOT/docker/initdb.sh" "$ROOT/scripts/compose-secrets.sh" "$ROOT/depl
 check "docker/initdb.sh, scripts/compose-secrets.sh, deploy/rabbitmq/greet-users.sh: sh -n" \
     sh -c 'for f; do sh -n "$f" || exit 1; done' sh "${SCRIPTS[@]}"
 # initdb_password VAR=value...: the password docker/initdb.sh passes to psql
-# (a psql stub records it), with only the given variables set.
+# in its environment (a psql stub prints it, then its arguments on a
+# line), with only the given variables set.
 initdb_password() {
     local stub
     stub=$(mktemp -d "$WORK/initdb.XXXXXX")
-    printf '#!/bin/sh\nfor a; do case $a in password=*) echo "${a#password=}" ;; esac; done\n' >"$stub/psql"
+    printf '#!/bin/sh\necho "${GREET_ROLE_PASSWORD:-}"\necho "args: $*"\n' >"$stub/psql"
     chmod +x "$stub/psql"
     env -i PATH="$stub:/usr/bin:/bin" POSTGRES_USER=postgres POSTGRES_DB=greet "$@" sh "$ROOT/docker/initdb.sh" </dev/null
 }
 initdb_forms() {
     local pw=$WORK/initdb-pw
     printf 'from-file\n' >"$pw"
-    [ "$(initdb_password GREET_WORKER_PASSWORD=plain)" = plain ] &&
-        [ "$(initdb_password GREET_WORKER_PASSWORD_FILE="$pw")" = from-file ] &&
+    [ "$(initdb_password GREET_WORKER_PASSWORD=plain | head -n 1)" = plain ] &&
+        [ "$(initdb_password GREET_WORKER_PASSWORD_FILE="$pw" | head -n 1)" = from-file ] &&
         ! initdb_password GREET_WORKER_PASSWORD=plain GREET_WORKER_PASSWORD_FILE="$pw" &&
         ! initdb_password
 }
 check "docker/initdb.sh: GREET_WORKER_PASSWORD or GREET_WORKER_PASSWORD_FILE, one of them" initdb_forms
+check "docker/initdb.sh: the password is not on psql's command line" \
+    eval '! initdb_password GREET_WORKER_PASSWORD=s3cret-on-cmdline | grep "^args:" | grep -q s3cret'
+check "  and psql is given it as \\getenv reads it" grep -q 'getenv password GREET_ROLE_PASSWORD' "$ROOT/docker/initdb.sh"
 if have shellcheck; then
     check "shellcheck docker/initdb.sh scripts/compose-secrets.sh deploy/rabbitmq/greet-users.sh tests/deploy/run.sh" \
         shellcheck -x -P "$ROOT" "${SCRIPTS[@]}" "$ROOT/tests/deploy/run.sh"

@@ -1,7 +1,7 @@
 """probe.py - one AMQP operation, as any client (pika, not the project's
 code) would try it, to show what a broker user may and may not do.
 
-    probe.py URL declare|delete|purge|get|consume|publish|private QUEUE [BODY]
+    probe.py URL declare|delete|purge|get|consume|publish|private|leave|forge QUEUE [BODY]
 
   declare   queue.declare QUEUE (durable, quorum), not passive
   delete    queue.delete QUEUE
@@ -11,6 +11,10 @@ code) would try it, to show what a broker user may and may not do.
   publish   basic.publish BODY (default: a valid job) to QUEUE through the
             default exchange, confirmed
   private   declare a server-named exclusive queue and consume it
+  leave     declare a server-named durable queue, not exclusive, not
+            auto-delete, and leave it behind; prints "ok NAME"
+  forge     publish BODY (a count N) valid jobs, forged-1..N, to QUEUE, each
+            with the header x-delivery-count: 5 that only the broker may set
 
 Prints "ok" and exits 0, or "refused CODE TEXT" and exits 3 when the broker
 refuses (ACCESS_REFUSED and the like), or an error and exits 1.
@@ -51,6 +55,18 @@ def main():
             q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
             tag = ch.basic_consume(q, lambda *a: None)
             ch.basic_cancel(tag)
+        elif action == "forge":
+            ch.confirm_delivery()
+            props = pika.BasicProperties(delivery_mode=2, content_type="application/json",
+                                         headers={"x-delivery-count": 5})
+            for i in range(1, int(body) + 1):
+                job = '{"job_id":"forged-%d","user_id":%d}' % (i, 1 + i % 5)
+                ch.basic_publish("", queue, job.encode(), props, mandatory=True)
+        elif action == "leave":
+            left = ch.queue_declare("", durable=True).method.queue
+            conn.close()
+            print("ok", left)
+            return 0
         else:
             print("unknown action", action)
             return 1

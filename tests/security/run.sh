@@ -67,6 +67,35 @@ env RABBITMQ_API="http://127.0.0.1:$MGMT_PORT" RABBITMQ_API_USER=guest RABBITMQ_
     GREET_ADMIN_AMQP_PASSWORD=x "$ROOT/deploy/rabbitmq/greet-users.sh" >"$WORK/wrongapi.out" 2>&1
 check_eq "a wrong API password: exit 1" "$?" 1
 check "  saying HTTP 401" grep -q 'HTTP 401' "$WORK/wrongapi.out"
+# No password on curl's command line (ps shows it to every local user): a
+# curl on the PATH that records its arguments, then runs the real one.
+mkdir -p "$WORK/curl-spy"
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s"\nexec /usr/bin/curl "$@"\n' "$WORK/curl-argv" \
+    >"$WORK/curl-spy/curl"
+chmod +x "$WORK/curl-spy/curl"
+check "greet-users.sh through a curl that records its arguments" users PATH="$WORK/curl-spy:$PATH"
+check "  curl was run" test -s "$WORK/curl-argv"
+check "  and no password (API login, users' passwords) was on its command line" \
+    eval '! grep -e guest -e pw-greet "$WORK/curl-argv"'
+# Queue names with characters that mean something in a regular expression
+# (RabbitMQ's permissions are regular expressions): in a vhost of their
+# own, greet-admin may declare exactly those three queues.
+odd_users() {
+    users GREET_VHOST=odd 'GREET_JOBS_QUEUE=jobs^1' 'GREET_REPLY_QUEUE=replies$' 'GREET_DEAD_QUEUE=dead.(1)'
+}
+check "a vhost for odd queue names" \
+    curl -sf -u guest:guest -X PUT "http://127.0.0.1:$MGMT_PORT/api/vhosts/odd" -o /dev/null
+check "greet-users.sh with queue names jobs^1, replies\$, dead.(1)" odd_users
+odd_probe() { # odd_probe USER ACTION QUEUE: what pika gets in the vhost odd
+    "$PY" "$ROOT/tests/security/probe.py" "amqp://$1:pw-$1@$broker/odd" "${@:2}" 2>&1
+}
+for q in 'jobs^1' 'replies$' 'dead.(1)'; do
+    check_eq "  greet-admin may declare $q" "$(odd_probe greet-admin declare "$q")" ok
+done
+for q in 'jobs1' 'replies' 'deadx(1)' 'jobs^1x'; do
+    check_match "  but not $q" "$(odd_probe greet-admin declare "$q")" '^refused 403 ACCESS_REFUSED'
+done
+check_eq "  greet-worker may consume jobs^1" "$(odd_probe greet-worker consume 'jobs^1')" ok
 
 # probe USER ACTION [QUEUE [BODY]]: what pika gets; sets PROBE (its line)
 # and RC.
@@ -136,6 +165,21 @@ refused greet-producer purge greet.jobs
 refused greet-producer delete greet.jobs
 refused greet-producer declare evil.queue
 allowed greet-producer private
+# The same permission lets it leave a durable server-named queue behind
+# (the broker names it amq.gen-*; a client may not): the policy
+# greet-users.sh sets expires it.
+probe greet-producer leave
+check_match "greet-producer may leave a durable server-named queue behind" "$PROBE" '^ok amq\.gen-'
+left=${PROBE#ok }
+# queue_policy: the queue as the management API shows it (its figures
+# lag the queue by up to its stats interval, 5 s).
+queue_policy() {
+    curl -sf -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/queues/%2F/$left" |
+        jq -c '{durable, policy, expires: .effective_policy_definition.expires}'
+}
+check "  it is under the policy greet-private-queues (deleted after 10 minutes unused)" \
+    wait_for 20 eval '[ "$(queue_policy)" = '"'"'{"durable":true,"policy":"greet-private-queues","expires":600000}'"'"' ]'
+refused greet-producer declare amq.gen-named-by-client
 allowed greet-producer publish greet.jobs
 
 refused greet-subscriber publish greet.jobs
@@ -151,6 +195,20 @@ probe greet-subscriber purge greet.replies
 check_eq "RabbitMQ cannot split: greet-subscriber may purge the queue it reads" "$PROBE" ok
 probe nobody get greet.jobs
 check_match "an unknown user is refused at login" "$PROBE" '^refused login'
+
+# A header only the broker may set, forged: x-delivery-count on a first
+# delivery.  A redelivered job runs alone (it may be the one that crashed
+# a worker), so a producer that could make every job look redelivered
+# would slow every worker to one job at a time (20x, measured).  The
+# broker's redelivered flag decides; the forged jobs run as any others.
+AMQP_URL=$GUEST_URL "$TOOLS/mqtool" purge greet.replies >/dev/null
+suspects_before=$(grep -c 'event=suspect.run' "$WORK/w1.log")
+probe greet-producer forge greet.jobs 2000
+check_eq "greet-producer publishes 2000 jobs with a forged x-delivery-count" "$PROBE" ok
+AMQP_URL=$(url greet-subscriber) timeout 60 "$BIN/greet-replies" --count 2000 >"$WORK/forged.out" 2>/dev/null
+check_eq "  all 2000 answered ok" "$(grep -c '"job_id":"forged-[0-9]*","status":"ok"' "$WORK/forged.out")" 2000
+check_eq "  none of them run alone as a suspect" \
+    "$(($(grep -c 'event=suspect.run' "$WORK/w1.log") - suspects_before))" 0
 
 # ---- the database -----------------------------------------------------------------
 echo "# the database: greet_worker reads the two tables and nothing else"
