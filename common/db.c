@@ -42,7 +42,7 @@ struct db_user {
 struct db {
     char *conninfo;
     char *application_name;
-    char options[64];
+    char options[96];
     PGconn *conn;
     enum phase phase;
     PostgresPollingStatusType poll_status; /* while connecting */
@@ -71,8 +71,10 @@ struct db *db_new(const char *conninfo, const char *application_name, double sta
         return NULL;
     }
     /* The server cancels a lookup stuck behind a lock; the worker sees an
-     * error, keeps the jobs and tries again. */
-    snprintf(db->options, sizeof db->options, "-c statement_timeout=%ld",
+     * error, keeps the jobs and tries again.  The schema is pinned: a role
+     * may change its own defaults (ALTER ROLE ... SET search_path), and one
+     * leaked password would otherwise break every worker that reconnects. */
+    snprintf(db->options, sizeof db->options, "-c statement_timeout=%ld -c search_path=public",
              (long)(statement_timeout * 1000 + 0.5));
     return db;
 }

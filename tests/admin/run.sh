@@ -161,16 +161,16 @@ check "naming the variable" grep -q 'GREET_SQL_DIR (--sql-dir)' "$WORK/mig-nodir
 mkdir -p "$WORK/sql-changed"
 cp "$ROOT"/sql/*.sql "$WORK/sql-changed/"
 echo "-- an edit after the fact" >>"$WORK/sql-changed/002_worker_role.sql"
-echo "CREATE TABLE must_not_exist (x int);" >"$WORK/sql-changed/004_new.sql"
+echo "CREATE TABLE must_not_exist (x int);" >"$WORK/sql-changed/900_new.sql"
 adm mig-changed DATABASE_URL="$ADMIN_DB_URL" migrate --sql-dir "$WORK/sql-changed"
 check_eq "an applied file changed: exit 1" "$RC" 1
 check "naming the file" grep -q '002_worker_role.sql changed since it was applied' "$WORK/mig-changed.err"
 check_eq "and nothing else is applied (the new file waits)" \
-    "$(psql_ -At -c "SELECT to_regclass('must_not_exist') IS NULL AND NOT EXISTS (SELECT FROM greet_schema_migrations WHERE name = '004_new.sql')")" t
+    "$(psql_ -At -c "SELECT to_regclass('must_not_exist') IS NULL AND NOT EXISTS (SELECT FROM greet_schema_migrations WHERE name = '900_new.sql')")" t
 
 mkdir -p "$WORK/sql-role"
 cp "$ROOT"/sql/*.sql "$WORK/sql-role/"
-echo "CREATE TABLE worker_made (x int);" >"$WORK/sql-role/004_new.sql"
+echo "CREATE TABLE worker_made (x int);" >"$WORK/sql-role/900_new.sql"
 adm mig-role migrate --sql-dir "$WORK/sql-role" # DATABASE_URL: greet_worker
 check_eq "the worker's read-only role: exit 1" "$RC" 1
 check "and says which role is needed" grep -q 'DATABASE_URL must name a role that may create tables' "$WORK/mig-role.err"

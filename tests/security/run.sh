@@ -227,10 +227,36 @@ for sql in "INSERT INTO user_preferences (user_id) VALUES (99999)" \
     "CREATE TEMP TABLE evil (x int)" \
     "SELECT rolpassword FROM pg_authid" \
     "ALTER ROLE greet_worker SUPERUSER" \
-    "COPY user_preferences FROM PROGRAM 'true'"; do
+    "COPY user_preferences FROM PROGRAM 'true'" \
+    "SELECT lo_from_bytea(0, 'stored')" \
+    "SELECT lo_create(0)" \
+    "SELECT lo_creat(-1)"; do
     as_worker "$sql"
     check_eq "greet_worker may not: $sql" "$?" 1
 done
+# What a role may always do to itself (ALTER ROLE ... SET): greet_worker
+# empties its own search_path for every later session.  A worker pins the
+# settings it relies on in its connection options, so a new one still
+# answers.
+stop_pids "${WORKER_PIDS[@]}"
+WORKER_PIDS=()
+check "greet_worker may set its own role defaults (PostgreSQL allows it)" \
+    as_worker "ALTER ROLE greet_worker SET search_path = ''"
+check "  a worker started after it still answers" start_worker w-path AMQP_URL="$(url greet-worker)"
+AMQP_URL=$(url greet-producer) "$BIN/greet-producer" --count 5 --users 5 --id-prefix path --wait --timeout 30 \
+    >"$WORK/path.out" 2>&1
+check_eq "  5 jobs answered" "$?" 0
+psql -X -q -d greet -c "ALTER ROLE greet_worker RESET search_path" >/dev/null
+
+# docker/initdb.sh (the postgres image runs it once) with a real psql:
+# greet_worker gets its password, given through psql's environment.
+role_password() {
+    psql -X -At -d greet -c "SELECT coalesce(rolpassword, 'none') FROM pg_authid WHERE rolname = 'greet_worker'"
+}
+POSTGRES_USER=postgres POSTGRES_DB=greet GREET_WORKER_PASSWORD=initdb-pw sh "$ROOT/docker/initdb.sh" \
+    >"$WORK/initdb.out" 2>&1
+check_eq "docker/initdb.sh with a real psql: exit 0" "$?" 0
+check_match "  greet_worker has a password now (SCRAM)" "$(role_password)" '^SCRAM-SHA-256\$'
 DATABASE_URL=$DATABASE_URL GREET_SQL_DIR="$ROOT/sql" "$BIN/greet-admin" migrate >"$WORK/migrate.out" 2>&1
 check_eq "greet-admin migrate as greet_worker: exit 1" "$?" 1
 check "  naming the permission it lacks" grep -qi 'permission denied' "$WORK/migrate.out"
