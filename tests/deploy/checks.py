@@ -1119,6 +1119,16 @@ def check_compose_users(root, config):
                         settings[m.group(1)] = m.group(2)
         except OSError as e:
             fail(f"compose rabbitmq: conf.d file: {e}")
+    # A worker holds up to prefetch deliveries whole: the broker's message
+    # size limit (128 MiB by default) bounds its memory.  Above a job's
+    # 64 KiB, so that an oversized job still comes to be answered too_large.
+    limit = settings.get("max_message_size")
+    if limit is None:
+        fail("compose rabbitmq: no max_message_size in a conf.d file: any publisher could make "
+             "a worker hold prefetch x 128 MiB (deploy/rabbitmq/greet.conf sets 1 MiB)")
+    elif not limit.isdigit() or not 65536 < int(limit) <= 8 << 20:
+        fail(f"compose rabbitmq: max_message_size = {limit}: expected bytes above a job's 64 KiB, "
+             "at most 8 MiB")
     env_rb = compose_env(rb)
     if any(k.startswith("RABBITMQ_DEFAULT_") for k in env_rb):
         fail("compose rabbitmq: RABBITMQ_DEFAULT_* in the environment; the administrator comes from a conf.d file")

@@ -579,6 +579,8 @@ if have docker-compose; then
         's/^DB_HOST=postgres:5432/DB_HOST=db:5432/' 'expected the postgres service' compose_check @B@ compose-users
     broken "compose: broker-users logs in with another password than the broker's" secrets/rabbitmq-admin.conf \
         's/^default_pass = /&x/' "not the administrator's default_pass" compose_check @B@ compose-users
+    broken "compose: the broker without greet.conf (messages up to 128 MiB)" docker-compose.yml \
+        '/30-greet.conf/d' 'no max_message_size in a conf.d file' compose_check @B@ compose-users
     broken "compose: the broker's administrator without the administrator tag" secrets/rabbitmq-admin.conf \
         '/^default_user_tags/d' 'administrator is not true' compose_check @B@ compose-users
     # Order.

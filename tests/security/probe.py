@@ -1,7 +1,7 @@
 """probe.py - one AMQP operation, as any client (pika, not the project's
 code) would try it, to show what a broker user may and may not do.
 
-    probe.py URL declare|delete|purge|get|consume|publish|private|leave|forge QUEUE [BODY]
+    probe.py URL declare|delete|purge|get|consume|publish|private|leave|forge|big QUEUE [BODY]
 
   declare   queue.declare QUEUE (durable, quorum), not passive
   delete    queue.delete QUEUE
@@ -13,6 +13,7 @@ code) would try it, to show what a broker user may and may not do.
   private   declare a server-named exclusive queue and consume it
   leave     declare a server-named durable queue, not exclusive, not
             auto-delete, and leave it behind; prints "ok NAME"
+  big       publish a job padded to BODY (a count of) bytes, confirmed
   forge     publish BODY (a count N) valid jobs, forged-1..N, to QUEUE, each
             with the header x-delivery-count: 5 that only the broker may set
 
@@ -55,6 +56,13 @@ def main():
             q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
             tag = ch.basic_consume(q, lambda *a: None)
             ch.basic_cancel(tag)
+        elif action == "big":
+            ch.confirm_delivery()
+            head = '{"job_id":"big","user_id":1,"pad":"'
+            job = head + "x" * (int(body) - len(head) - 2) + '"}'
+            ch.basic_publish("", queue, job.encode(),
+                             pika.BasicProperties(delivery_mode=2, content_type="application/json"),
+                             mandatory=True)
         elif action == "forge":
             ch.confirm_delivery()
             props = pika.BasicProperties(delivery_mode=2, content_type="application/json",

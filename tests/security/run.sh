@@ -38,7 +38,8 @@ servers_prepare_dir "$SERVERS_DIR" || exit 1
 MGMT_PORT=$(free_port) || exit 1
 RABBIT_PLUGINS=rabbitmq_management
 RABBIT_EXTRA_CONF="management.tcp.ip = 127.0.0.1
-management.tcp.port = $MGMT_PORT"
+management.tcp.port = $MGMT_PORT
+$(cat "$ROOT/deploy/rabbitmq/greet.conf")"
 check "servers start" eval 'pg_start && rabbit_start' || exit 1
 check "the management API answers" \
     wait_for 30 curl -sf -u guest:guest "http://127.0.0.1:$MGMT_PORT/api/overview" -o /dev/null
@@ -195,6 +196,18 @@ probe greet-subscriber purge greet.replies
 check_eq "RabbitMQ cannot split: greet-subscriber may purge the queue it reads" "$PROBE" ok
 probe nobody get greet.jobs
 check_match "an unknown user is refused at login" "$PROBE" '^refused login'
+
+# deploy/rabbitmq/greet.conf (the broker above runs with it): a message
+# of over 1 MiB is refused at publish, so no worker holds prefetch x
+# 128 MiB; one under it but over a job's 64 KiB is answered too_large.
+probe greet-producer big greet.jobs $((2 << 20))
+check_match "a 2 MiB message is refused by the broker (max_message_size)" "$PROBE" \
+    '^refused 406 PRECONDITION_FAILED.*message size'
+AMQP_URL=$GUEST_URL "$TOOLS/mqtool" purge greet.replies >/dev/null
+probe greet-producer big greet.jobs $((1 << 20))
+check_eq "a 1 MiB message is taken" "$PROBE" ok
+AMQP_URL=$(url greet-subscriber) timeout 30 "$BIN/greet-replies" --count 1 >"$WORK/big.out" 2>/dev/null
+check_eq "  and answered too_large" "$(jq -r '"\(.job_id) \(.error)"' "$WORK/big.out")" "big too_large"
 
 # A header only the broker may set, forged: x-delivery-count on a first
 # delivery.  A redelivered job runs alone (it may be the one that crashed
