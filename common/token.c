@@ -9,8 +9,13 @@
  *   confusion).  So the decoded alg is compared with the one configured,
  *   exactly (libjwt matches alg names without case).
  * - alg "none" with a key is refused by jwt_decode(); without a key
- *   jwt_decode() checks no signature at all, so it is only ever called
- *   without one to say why a token was refused, never to accept one.
+ *   jwt_decode() checks no signature at all, so it is called without one
+ *   only on a token whose signature was checked here (RS*, ES*: below),
+ *   or to say why a token was refused.
+ * - For RS* and ES* it parses the PEM public key again for every token
+ *   (most of a millisecond with OpenSSL 3.0, a bad signature included):
+ *   the key is parsed once, at start, and those signatures are checked
+ *   here with OpenSSL (RFC 7518 3.3, 3.4), libjwt decoding the rest.
  * - exp, nbf, iss, aud and sub are not checked: done here.
  * - Its base64url decoder skips what it does not know and writes one
  *   byte past an empty header's buffer: the token's shape is checked
@@ -25,7 +30,9 @@
 #include <jwt.h>
 #include <math.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -142,7 +149,7 @@ static bool contains(const unsigned char *data, size_t len, const char *text)
  * key as HMAC secret is the confusion attack's key), or a PEM key of the
  * alg's type and size, public for a verifier, private for a signer. */
 static bool check_key(const struct alg_info *info, const unsigned char *key, size_t key_len,
-                      bool private_key, char *err, size_t errlen)
+                      bool private_key, EVP_PKEY **parsed, char *err, size_t errlen)
 {
     static const char pem[] = "-----BEGIN";
     BIO *bio;
@@ -195,7 +202,10 @@ static bool check_key(const struct alg_info *info, const unsigned char *key, siz
               strcmp(curve, info->curve) != 0))
         ok = fail(err, errlen, "%s takes an EC key on the curve P-%d (%s), got %d bits (%s)",
                   info->name, info->bits, info->curve, bits, curve[0] ? curve : "unknown");
-    EVP_PKEY_free(pkey);
+    if (ok && parsed != NULL)
+        *parsed = pkey;
+    else
+        EVP_PKEY_free(pkey);
     return ok;
 }
 
@@ -229,12 +239,12 @@ static void free_key(unsigned char *key, size_t key_len)
 
 /* ---- Verifying ---------------------------------------------------------- */
 
-/* libjwt 1.10 parses the PEM public key again for every token it checks,
- * which OpenSSL 3.0 takes most of a millisecond to do: 8 in 10 of an
- * ES256 worker's time went there.  So a public-key verifier remembers the
- * tokens whose signature verified, by their exact bytes, and decodes a
- * remembered one without the key; its alg and every claim are checked as
- * any other's, for every job.  What a signature proves does not change:
+/* An ES256 signature takes OpenSSL about 60 us to check here (RS256: 20),
+ * most of a job's cost, and a producer sends the same token with many
+ * jobs.  So a public-key verifier remembers the tokens whose signature
+ * verified, by their exact bytes, and does not check a remembered one's
+ * signature again; its alg and every claim are checked as any other's,
+ * for every job.  What a signature proves does not change:
  * the key is read once, at start.  4096 tokens in sets of 4 (a full set
  * forgets its oldest); tokens longer than TOKEN_MEMO_MAX, which no signer
  * here makes, are verified every time. */
@@ -319,7 +329,7 @@ bool token_verifier_init(struct token_verifier *v, const char *alg, const unsign
     memset(v, 0, sizeof *v);
     if (info == NULL)
         return fail(err, errlen, "alg '%s' is not one of " TOKEN_ALGS, alg ? alg : "");
-    if (!check_key(info, key, key_len, false, err, errlen))
+    if (!check_key(info, key, key_len, false, (EVP_PKEY **)&v->pkey, err, errlen))
         return false;
     v->alg = info->alg;
     snprintf(v->alg_name, sizeof v->alg_name, "%s", info->name);
@@ -339,6 +349,7 @@ bool token_verifier_init(struct token_verifier *v, const char *alg, const unsign
 
 void token_verifier_free(struct token_verifier *v)
 {
+    EVP_PKEY_free(v->pkey);
     free_key(v->key, v->key_len);
     free(v->issuer);
     free(v->audience);
@@ -548,6 +559,101 @@ static enum token_result check_claims(const struct token_verifier *v, json_t *cl
     return TOKEN_OK;
 }
 
+/* base64url without padding (the shape was checked: only its alphabet,
+ * no part of length 1 mod 4) into out; the length, or 0 when it does not
+ * fit in outlen or its last character has bits set that it cannot carry
+ * (one signature, one spelling). */
+static size_t base64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
+{
+    size_t n = 0;
+    unsigned bits = 0, nbits = 0;
+
+    if (len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0) > outlen)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        unsigned v = c >= 'A' && c <= 'Z'   ? (unsigned)(c - 'A')
+                     : c >= 'a' && c <= 'z' ? (unsigned)(c - 'a' + 26)
+                     : c >= '0' && c <= '9' ? (unsigned)(c - '0' + 52)
+                     : c == '-'             ? 62u
+                                            : 63u;
+        bits = (bits << 6) | v;
+        nbits += 6;
+        if (nbits >= 8) {
+            nbits -= 8;
+            out[n++] = (unsigned char)(bits >> nbits);
+            bits &= (1u << nbits) - 1;
+        }
+    }
+    return bits == 0 ? n : 0;
+}
+
+static const EVP_MD *digest_of(const struct alg_info *info)
+{
+    const char *size = info->name + 2; /* "256" of "RS256" */
+
+    return strcmp(size, "256") == 0   ? EVP_sha256()
+           : strcmp(size, "384") == 0 ? EVP_sha384()
+                                      : EVP_sha512();
+}
+
+/* Whether token (three parts, its shape checked) is signed by the
+ * verifier's public key: RS* a PKCS #1 v1.5 signature, ES* the curve's R
+ * and S as two big-endian numbers of its size each (RFC 7518 3.4), made
+ * DER for OpenSSL. */
+static bool signature_verifies(const struct token_verifier *v, const char *token, size_t len)
+{
+    const struct alg_info *info = find_alg(v->alg_name);
+    const char *dot = memchr(token, '.', len);
+    unsigned char sig[1024], der[160], *p = der;
+    size_t signed_len, sig_len, half;
+    const unsigned char *to_check = sig;
+    size_t to_check_len;
+    EVP_MD_CTX *ctx;
+    bool ok = false;
+
+    dot = memchr(dot + 1, '.', len - (size_t)(dot + 1 - token));
+    signed_len = (size_t)(dot - token);
+    sig_len = base64url_decode(dot + 1, len - signed_len - 1, sig, sizeof sig);
+    if (sig_len == 0)
+        return false;
+    to_check_len = sig_len;
+    if (info->kind == KEY_EC) {
+        ECDSA_SIG *ecdsa;
+        BIGNUM *r, *s;
+        int der_len;
+
+        half = ((size_t)info->bits + 7) / 8;
+        if (sig_len != 2 * half || (ecdsa = ECDSA_SIG_new()) == NULL)
+            return false;
+        r = BN_bin2bn(sig, (int)half, NULL);
+        s = BN_bin2bn(sig + half, (int)half, NULL);
+        if (r == NULL || s == NULL || ECDSA_SIG_set0(ecdsa, r, s) != 1) {
+            BN_free(r);
+            BN_free(s);
+            ECDSA_SIG_free(ecdsa);
+            return false;
+        }
+        der_len = i2d_ECDSA_SIG(ecdsa, NULL);
+        if (der_len > 0 && (size_t)der_len <= sizeof der)
+            der_len = i2d_ECDSA_SIG(ecdsa, &p);
+        else
+            der_len = 0;
+        ECDSA_SIG_free(ecdsa);
+        if (der_len <= 0)
+            return false;
+        to_check = der;
+        to_check_len = (size_t)der_len;
+    }
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        return false;
+    ok = EVP_DigestVerifyInit(ctx, NULL, digest_of(info), NULL, v->pkey) == 1 &&
+         EVP_DigestVerify(ctx, to_check, to_check_len, (const unsigned char *)token, signed_len) ==
+             1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
 static enum token_result check(const struct token_verifier *v, const char *token, size_t len,
                                long long user_id, bool has_user_id, double now, bool redelivered,
                                char *why, size_t whylen)
@@ -558,7 +664,7 @@ static enum token_result check(const struct token_verifier *v, const char *token
     json_t *claims = NULL;
     char *claims_text = NULL;
     enum token_result result;
-    bool remembered;
+    bool remembered = false;
 
     why[0] = '\0';
     /* A token is for a user: without one, no token can do. */
@@ -575,20 +681,29 @@ static enum token_result check(const struct token_verifier *v, const char *token
     memcpy(copy, token, len);
     copy[len] = '\0';
 
-    /* A remembered token verified before, alg included: read again
-     * without the key (libjwt then reports alg none, and checks nothing). */
-    remembered = memo_holds(v->memo, copy, len);
-    if (jwt_decode(&jwt, copy, remembered ? NULL : v->key, remembered ? 0 : (int)v->key_len) != 0)
-        return diagnose(v, copy, why, whylen);
+    /* HS*: libjwt checks the signature with the secret.  RS*, ES*: the
+     * signature is checked here with the key parsed at start, unless the
+     * token is remembered as verified before; either way libjwt then
+     * reads it without a key (it reports alg none, and checks nothing). */
+    if (v->pkey == NULL) {
+        if (jwt_decode(&jwt, copy, v->key, (int)v->key_len) != 0)
+            return diagnose(v, copy, why, whylen);
+    } else {
+        remembered = memo_holds(v->memo, copy, len);
+        if (!remembered && !signature_verifies(v, copy, len))
+            return diagnose(v, copy, why, whylen);
+        if (jwt_decode(&jwt, copy, NULL, 0) != 0)
+            return diagnose(v, copy, why, whylen);
+    }
     /* The alg of the token's header, as libjwt read it (without case)
      * and as written: the one configured, exactly. */
     alg = jwt_get_header(jwt, "alg");
-    if ((!remembered && jwt_get_alg(jwt) != (jwt_alg_t)v->alg) || alg == NULL ||
+    if ((v->pkey == NULL && jwt_get_alg(jwt) != (jwt_alg_t)v->alg) || alg == NULL ||
         strcmp(alg, v->alg_name) != 0) {
         result = wrong_alg(v, alg, why, whylen);
         goto done;
     }
-    if (!remembered)
+    if (v->pkey != NULL && !remembered)
         memo_remember(v->memo, copy, len);
     claims_text = jwt_get_grants_json(jwt, NULL);
     claims = claims_text ? json_loads(claims_text, 0, NULL) : NULL;
@@ -650,7 +765,7 @@ bool token_signer_init(struct token_signer *s, const char *alg, const unsigned c
     memset(s, 0, sizeof *s);
     if (info == NULL)
         return fail(err, errlen, "alg '%s' is not one of " TOKEN_ALGS, alg ? alg : "");
-    if (!check_key(info, key, key_len, true, err, errlen))
+    if (!check_key(info, key, key_len, true, NULL, err, errlen))
         return false;
     s->alg = info->alg;
     s->key = copy_key(key, key_len);

@@ -39,6 +39,9 @@ struct token_verifier {
     char *issuer;   /* NULL: iss not checked */
     char *audience; /* NULL: aud not checked */
     double leeway;  /* seconds of clock skew allowed on exp and nbf */
+    /* RS* and ES*: the public key, parsed once (OpenSSL's EVP_PKEY);
+     * NULL for HS*. */
+    struct evp_pkey_st *pkey;
     /* RS* and ES*: the tokens whose signature verified (token.c); NULL
      * for HS*.  Written by token_check() through a const verifier: one
      * thread only. */

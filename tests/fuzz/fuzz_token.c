@@ -9,6 +9,9 @@
  *   2  the same, signed with another secret;
  *   3  the same, signed with the RS256 verifier's public key as the HMAC
  *      secret, and given to that verifier (the alg confusion attack).
+ * A token as it is (0) also goes to an RS256 and an ES256 verifier, whose
+ * signatures token.c checks with OpenSSL: neither ever accepts it (no
+ * fuzzer forges one), and each refuses it as the rules below say.
  * Whatever the token: no crash, no leak; a token accepted is one whose
  * HMAC-SHA256 over its first two parts, computed here with OpenSSL, is
  * its third part, whose header says alg HS256 exactly and whose sub is
@@ -32,7 +35,7 @@
 
 static const char secret[] = "fuzz-secret-0123456789abcdef-0123456789";
 static const char other_secret[] = "fuzz-other-0123456789abcdef-0123456789";
-static struct token_verifier hs256, rs256;
+static struct token_verifier hs256, rs256, es256;
 static char rsa_public[1024];
 
 /* An RSA key made once per process: only its public half is used, as
@@ -63,6 +66,19 @@ static void set_up(void)
     fuzz_require(token_verifier_init(&rs256, "RS256", (const unsigned char *)rsa_public,
                                      (size_t)len, NULL, NULL, 30, err, sizeof err),
                  "RS256 verifier: %s", err);
+
+    char ec_public[512];
+    pkey = EVP_EC_gen("P-256");
+    bio = BIO_new(BIO_s_mem());
+    fuzz_require(pkey != NULL && bio != NULL && PEM_write_bio_PUBKEY(bio, pkey) == 1,
+                 "cannot make an EC key");
+    len = BIO_read(bio, ec_public, sizeof ec_public - 1);
+    fuzz_require(len > 0, "cannot write the EC key");
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    fuzz_require(token_verifier_init(&es256, "ES256", (const unsigned char *)ec_public, (size_t)len,
+                                     NULL, NULL, 30, err, sizeof err),
+                 "ES256 verifier: %s", err);
 }
 
 static void base64url(const void *data, size_t len, struct buf *out)
@@ -230,6 +246,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              redelivered, again, sizeof again) == result &&
                      strcmp(why, again) == 0,
                  "checked twice: '%s', then '%s'", why, again);
+    for (int i = 0; mode == 0 && i < 2; i++) {
+        const struct token_verifier *public_key = i == 0 ? &rs256 : &es256;
+        result = token_check(public_key, token.data ? token.data : "", token.len, user_id,
+                             user_id > 0, NOW, redelivered, why, sizeof why);
+        fuzz_require(result != TOKEN_OK, "%s accepted a token no key here signed",
+                     i == 0 ? "RS256" : "ES256");
+        fuzz_require(why[0] != '\0' && strchr(why, '\n') == NULL, "a reason '%s'", why);
+        fuzz_require(!echoes(why, token.data ? token.data : "", token.len),
+                     "the reason '%s' repeats the token", why);
+    }
     buf_free(&token);
     fuzz_input_free(&in);
     return 0;

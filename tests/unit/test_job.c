@@ -312,9 +312,9 @@ START_TEST(test_invalid_json_quotes_nothing)
     struct job job;
     char detail[512];
 
-    ck_assert_int_eq(job_decode(quoting_bodies[_i], strlen(quoting_bodies[_i]), &job, detail,
-                                sizeof detail),
-                     JOB_INVALID_JSON);
+    ck_assert_int_eq(
+        job_decode(quoting_bodies[_i], strlen(quoting_bodies[_i]), &job, detail, sizeof detail),
+        JOB_INVALID_JSON);
     ck_assert_msg(strstr(detail, "not valid JSON") != NULL, "%d: %s", _i, detail);
     ck_assert_msg(strstr(detail, "(line 1, column ") != NULL, "%d: %s", _i, detail);
     ck_assert_msg(strstr(detail, "SIGNATURE") == NULL && strstr(detail, "eyJ") == NULL,

@@ -565,6 +565,60 @@ START_TEST(test_memo)
 END_TEST
 
 /* A NUL inside: libjwt would read a shorter token. */
+/* RS* and ES* signatures are checked by token.c with OpenSSL, not by
+ * libjwt: every form of a signature that is not the one the key made is
+ * refused, a first time and again (nothing remembered). */
+START_TEST(test_signature_forms)
+{
+    struct token_verifier v;
+    char token[1024], bad[1024], why[256];
+    char *claims = claims_of(GOOD_CLAIMS, 0);
+    const char *sig;
+    size_t len, sig_at;
+    static const char *const signatures[] = {
+        "",     /* none */
+        "AAAA", /* 3 bytes */
+        /* 64 zero bytes: r = s = 0 */
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        /* 65 bytes */
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    };
+
+    make_verifier(V_ES256, &v);
+    sign_libjwt(JWT_ALG_ES256, ec_private, strlen(ec_private), claims, token, sizeof token);
+    free(claims);
+    len = strlen(token);
+    sig = strrchr(token, '.') + 1;
+    sig_at = (size_t)(sig - token);
+    ck_assert_uint_eq(len - sig_at, 86); /* 64 bytes: R and S of P-256 */
+    for (size_t i = 0; i < sizeof signatures / sizeof signatures[0]; i++) {
+        snprintf(bad, sizeof bad, "%.*s%s", (int)sig_at, token, signatures[i]);
+        for (int round = 0; round < 2; round++) {
+            ck_assert_msg(token_check(&v, bad, strlen(bad), 3, true, NOW, false, why, sizeof why) ==
+                              TOKEN_UNAUTHORIZED,
+                          "signature %zu taken", i);
+            ck_assert_str_eq(why, "signature does not verify");
+        }
+    }
+    /* The same signature spelt another way: its last character carries 2
+     * bits of the 512 (so it is A, Q, g or w), its other 4 must be 0. */
+    snprintf(bad, sizeof bad, "%s", token);
+    ck_assert_ptr_nonnull(strchr("AQgw", token[len - 1]));
+    bad[len - 1] = (char)(token[len - 1] + 1); /* B, R, h, x: the lowest bit set */
+    ck_assert(token_check(&v, bad, len, 3, true, NOW, false, why, sizeof why) ==
+              TOKEN_UNAUTHORIZED);
+    ck_assert_str_eq(why, "signature does not verify");
+    /* The signature truncated by a byte. */
+    snprintf(bad, sizeof bad, "%.*s", (int)len - 2, token);
+    ck_assert(token_check(&v, bad, strlen(bad), 3, true, NOW, false, why, sizeof why) ==
+              TOKEN_UNAUTHORIZED);
+    ck_assert_uint_eq(token_memo_hits(&v), 0);
+    /* And the token as made: taken. */
+    ck_assert(token_check(&v, token, len, 3, true, NOW, false, why, sizeof why) == TOKEN_OK);
+    token_verifier_free(&v);
+}
+END_TEST
+
 START_TEST(test_nul_inside)
 {
     struct token_verifier v;
@@ -648,7 +702,7 @@ static const struct {
     bool signer; /* a signer's key (private), else a verifier's */
     const char *alg;
     const char *key;
-    const char *error_has; /* NULL: taken */
+    const char *error_has;      /* NULL: taken */
     const char *before, *after; /* more text around key in the file */
 } keys[] = {
     {false, "HS256", HS_SECRET, NULL},
@@ -698,8 +752,8 @@ START_TEST(test_keys)
                      (int)sizeof key);
     if (keys[_i].signer) {
         struct token_signer s;
-        ok = token_signer_init(&s, keys[_i].alg, (const unsigned char *)key, strlen(key), 60,
-                               NULL, NULL, err, sizeof err);
+        ok = token_signer_init(&s, keys[_i].alg, (const unsigned char *)key, strlen(key), 60, NULL,
+                               NULL, err, sizeof err);
         if (ok)
             token_signer_free(&s);
     } else {
@@ -799,6 +853,7 @@ Suite *token_suite(void)
     tcase_add_loop_test(tc, test_check, 0, N_CASES);
     tcase_add_test(tc, test_nbf_reason_is_the_tokens);
     tcase_add_test(tc, test_memo);
+    tcase_add_test(tc, test_signature_forms);
     tcase_add_test(tc, test_nul_inside);
     tcase_add_test(tc, test_check_job);
     tcase_add_loop_test(tc, test_keys, 0, sizeof keys / sizeof keys[0]);
