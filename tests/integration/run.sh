@@ -213,6 +213,21 @@ check_eq "broker unreachable: producer exits 1" "$?" 1
 check "with the URL masked" grep -q 'guest:\*\*\*@127.0.0.1:1' "$WORK/down.err"
 check "and no secret" bash -c "! grep -q secret '$WORK/down.err'"
 
+echo "# a jobs queue that refuses every job (basic.nack)"
+# The producer retries each refused job (a quorum queue electing a leader
+# refuses for a moment), and a second refusal of a job makes it reconnect,
+# in case its channel is a stale one (producer.c) -- once per job, never in
+# a loop: two jobs, at most two reconnects, then each job is reported.
+"$TOOLS/mqtool" declare-refusing test.refusing-jobs >/dev/null
+GREET_LOG_LEVEL=warn GREET_JOBS_QUEUE=test.refusing-jobs timeout 60 "$BIN/greet-producer" --count 2 \
+    >/dev/null 2>"$WORK/refused-jobs.err"
+check_eq "a jobs queue that refuses: exit 1" "$?" 1
+check_eq "  each job reported refused, all 7 times it was sent" \
+    "$(grep -c 'not confirmed: the broker refused it (basic.nack) all 7 times it was sent' "$WORK/refused-jobs.err")" 2
+check_match "  a reconnect for a stale channel, at most one per job" \
+    "$(grep -c 'event=broker.lost error="the broker keeps refusing jobs to the jobs queue"' "$WORK/refused-jobs.err")" '^[12]$'
+check "  and the summary says so" grep -q '0 jobs confirmed in .*; [12] reconnect(s)' "$WORK/refused-jobs.err"
+
 echo "# a list of broker URLs (a cluster's nodes)"
 dead1="amqp://guest:sec%2Cret@127.0.0.1:1/"
 dead2="amqp://u:secret@127.0.0.1:2/"
