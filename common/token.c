@@ -16,7 +16,8 @@
  *   (most of a millisecond with OpenSSL 3.0, a bad signature included):
  *   the key is parsed once, at start, and those signatures are checked
  *   here with OpenSSL (RFC 7518 3.3, 3.4), libjwt decoding the rest.
- * - exp, nbf, iss, aud and sub are not checked: done here.
+ * - exp, nbf, iss, aud and sub are not checked, nor is a crit header
+ *   (RFC 7515 4.1.11) refused: done here.
  * - Its base64url decoder skips what it does not know and writes one
  *   byte past an empty header's buffer: the token's shape is checked
  *   first (three parts, base64url only, a header and a payload).
@@ -662,7 +663,7 @@ static enum token_result check(const struct token_verifier *v, const char *token
     const char *problem, *alg;
     jwt_t *jwt = NULL;
     json_t *claims = NULL;
-    char *claims_text = NULL;
+    char *claims_text = NULL, *crit;
     enum token_result result;
     bool remembered = false;
 
@@ -701,6 +702,13 @@ static enum token_result check(const struct token_verifier *v, const char *token
     if ((v->pkey == NULL && jwt_get_alg(jwt) != (jwt_alg_t)v->alg) || alg == NULL ||
         strcmp(alg, v->alg_name) != 0) {
         result = wrong_alg(v, alg, why, whylen);
+        goto done;
+    }
+    /* crit names header extensions the token must not be taken without
+     * (RFC 7515 4.1.11): this worker knows none. */
+    if ((crit = jwt_get_headers_json(jwt, "crit")) != NULL) {
+        free(crit);
+        result = refuse(why, whylen, "crit header: extensions this worker does not know");
         goto done;
     }
     if (v->pkey != NULL && !remembered)

@@ -246,6 +246,11 @@ static const struct token_case {
      TOKEN_UNAUTHORIZED, "alg ES256, expected RS256"},
     {"alg in lower case, signed right", V_HS256, M_BY_HAND, "{\"alg\":\"hs256\"}", GOOD_CLAIMS, 0,
      3, false, TOKEN_UNAUTHORIZED, "alg hs256, expected HS256"},
+    {"a crit header (extensions we must understand)", V_HS256, M_BY_HAND,
+     "{\"alg\":\"HS256\",\"crit\":[\"b64\"],\"b64\":false}", GOOD_CLAIMS, 0, 3, false,
+     TOKEN_UNAUTHORIZED, "crit header: extensions this worker does not know"},
+    {"a crit header, empty", V_HS256, M_BY_HAND, "{\"alg\":\"HS256\",\"crit\":[]}", GOOD_CLAIMS, 0,
+     3, false, TOKEN_UNAUTHORIZED, "crit header"},
     {"alg with a NUL in it", V_HS256, M_UNSIGNED, "{\"alg\":\"HS256\\u0000x\"}", GOOD_CLAIMS, 0, 3,
      false, TOKEN_UNAUTHORIZED, "malformed token"},
 
