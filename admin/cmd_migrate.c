@@ -325,10 +325,15 @@ static bool run_sql(struct migrate *m, const char *sql, const char *what, const 
     return true;
 }
 
+/* A server that takes the connection and never answers would hold
+ * greet-admin for ever: libpq waits without a limit unless given one.  10 s
+ * for each host, before the URL, so that a connect_timeout of its own
+ * wins. */
 static int connect_db(struct migrate *m)
 {
-    static const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-    const char *values[] = {m->cfg->database_url, "greet-admin", NULL};
+    static const char *const keywords[] = {"connect_timeout", "dbname", "fallback_application_name",
+                                           NULL};
+    const char *values[] = {"10", m->cfg->database_url, "greet-admin", NULL};
     char masked[512];
 
     m->conn = PQconnectdbParams(keywords, values, 1 /* expand dbname */);

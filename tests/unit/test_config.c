@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const struct config_urls urls = {mq_url_list_mask, db_url_mask};
@@ -419,6 +420,31 @@ START_TEST(test_tls_values)
 }
 END_TEST
 
+/* A named pipe as a TLS file: refused at once with its name, where
+ * opening it would have waited for a writer, silently, for ever. */
+START_TEST(test_tls_file_fifo)
+{
+    char dir[] = "/tmp/greet-unit-fifo.XXXXXX", fifo[64], cacert[96];
+    const char *env[] = {"AMQP_URL=amqps://h/", cacert, NULL};
+    char *argv[] = {"w", NULL};
+    struct config cfg;
+    char err[256];
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/ca.pem", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(cacert, sizeof cacert, "AMQP_CACERT=%s", fifo);
+    fake_environ = env;
+    ck_assert_int_eq(
+        config_load(&cfg, PROGRAM_WORKER, &urls, 1, argv, fake_getenv, err, sizeof err),
+        CONFIG_ERROR);
+    ck_assert_msg(strstr(err, "a named pipe, not a file") != NULL && strstr(err, fifo) != NULL,
+                  "%s", err);
+    unlink(fifo);
+    rmdir(dir);
+}
+END_TEST
+
 /* The worker logs at info by default; the command-line programs, whose
  * stderr a person reads, at warn.  GREET_LOG_LEVEL sets every program. */
 START_TEST(test_log_level_defaults)
@@ -570,6 +596,7 @@ Suite *config_suite(void)
     tcase_add_loop_test(tc, test_load, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, test_values_and_precedence);
     tcase_add_test(tc, test_tls_values);
+    tcase_add_test(tc, test_tls_file_fifo);
     tcase_add_test(tc, test_auth_values);
     tcase_add_test(tc, test_url_checkers);
     tcase_add_test(tc, test_log_level_defaults);
