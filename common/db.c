@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +40,25 @@ struct db_user {
     struct greet_prefs prefs;
 };
 
+/* The hosts of a multi-host URL (host=a,b / postgresql://a,b/): libpq
+ * moves on to the next host only when one fails, and its connect_timeout
+ * does not apply to the asynchronous connect, so a host that takes the
+ * connection and says nothing would hold every attempt (the caller's
+ * timeout restarts it at the first host).  The worker gives libpq one
+ * host per attempt instead, the next one after an attempt that did not
+ * end connected.  Empty for a single host: the URL is used as it is. */
+#define DB_HOSTS_MAX 16
+
+struct db_hosts {
+    unsigned n, next;             /* how many; the one to try next */
+    char *host, *hostaddr, *port; /* the URL's lists, NULL when absent */
+};
+
 struct db {
     char *conninfo;
     char *application_name;
     char options[96];
+    struct db_hosts hosts;
     PGconn *conn;
     enum phase phase;
     PostgresPollingStatusType poll_status; /* while connecting */
@@ -57,6 +73,57 @@ struct db {
     struct buf ids;   /* the $1 array literal */
     char sqlstate[6]; /* of the last failed command, "" when none */
 };
+
+static unsigned list_length(const char *list)
+{
+    unsigned n = 1;
+
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    return n;
+}
+
+/* Entry i of a comma-separated list, into out. */
+static void list_entry(const char *list, unsigned i, char *out, size_t outlen)
+{
+    const char *start = list, *end;
+
+    while (i-- > 0 && (start = strchr(start, ',')) != NULL)
+        start++;
+    if (start == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    end = strchr(start, ',');
+    snprintf(out, outlen, "%.*s", (int)(end ? end - start : (ptrdiff_t)strlen(start)), start);
+}
+
+/* The URL's host lists, when it names more than one host.  A URL libpq
+ * cannot parse is left to libpq, to say why at connect. */
+static void read_hosts(struct db *db)
+{
+    PQconninfoOption *options = PQconninfoParse(db->conninfo, NULL);
+    unsigned n = 0;
+
+    for (PQconninfoOption *o = options; o != NULL && o->keyword != NULL; o++) {
+        char **field = strcmp(o->keyword, "host") == 0       ? &db->hosts.host
+                       : strcmp(o->keyword, "hostaddr") == 0 ? &db->hosts.hostaddr
+                       : strcmp(o->keyword, "port") == 0     ? &db->hosts.port
+                                                             : NULL;
+        if (field != NULL && o->val != NULL && o->val[0] != '\0') {
+            /* An empty entry (the default socket) cannot be forced: the
+             * URL is then left as it is. */
+            if (strstr(o->val, ",,") != NULL || o->val[0] == ',' ||
+                o->val[strlen(o->val) - 1] == ',')
+                n = DB_HOSTS_MAX + 1;
+            *field = strdup(o->val);
+            if (strcmp(o->keyword, "port") != 0 && list_length(o->val) > n)
+                n = list_length(o->val);
+        }
+    }
+    PQconninfoFree(options);
+    db->hosts.n = n > 1 && n <= DB_HOSTS_MAX ? n : 0;
+}
 
 struct db *db_new(const char *conninfo, const char *application_name, double statement_timeout)
 {
@@ -76,6 +143,7 @@ struct db *db_new(const char *conninfo, const char *application_name, double sta
      * leaked password would otherwise break every worker that reconnects. */
     snprintf(db->options, sizeof db->options, "-c statement_timeout=%ld -c search_path=public",
              (long)(statement_timeout * 1000 + 0.5));
+    read_hosts(db);
     return db;
 }
 
@@ -88,6 +156,9 @@ static void clear_result(struct db *db)
 
 void db_disconnect(struct db *db)
 {
+    /* An attempt that did not end connected: the next host's turn. */
+    if (db->hosts.n > 0 && (db->phase == PHASE_CONNECT || db->phase == PHASE_PREPARE))
+        db->hosts.next = (db->hosts.next + 1) % db->hosts.n;
     clear_result(db);
     PQfinish(db->conn);
     db->conn = NULL;
@@ -100,6 +171,9 @@ void db_free(struct db *db)
     if (db == NULL)
         return;
     db_disconnect(db);
+    free(db->hosts.host);
+    free(db->hosts.hostaddr);
+    free(db->hosts.port);
     free(db->users);
     free(db->templates);
     buf_free(&db->ids);
@@ -165,10 +239,30 @@ bool db_connect(struct db *db, char *err, size_t errlen)
     /* Keywords before "dbname" are defaults the URL may override; those
      * after it are forced.  Replies must be valid UTF-8 JSON, so the
      * client encoding is not negotiable. */
-    const char *keywords[] = {"application_name", "options", "dbname", "client_encoding", NULL};
-    const char *values[] = {db->application_name, db->options, db->conninfo, "UTF8", NULL};
+    const char *keywords[8] = {"application_name", "options", "dbname", "client_encoding"};
+    const char *values[8] = {db->application_name, db->options, db->conninfo, "UTF8"};
+    char host[256], hostaddr[64], port[16];
+    int n = 4;
 
     db_disconnect(db);
+    if (db->hosts.n > 0) {
+        /* One host of the list, forced: after dbname. */
+        unsigned i = db->hosts.next;
+        if (db->hosts.host != NULL) {
+            list_entry(db->hosts.host, i, host, sizeof host);
+            keywords[n] = "host", values[n++] = host;
+        }
+        if (db->hosts.hostaddr != NULL) {
+            list_entry(db->hosts.hostaddr, i, hostaddr, sizeof hostaddr);
+            keywords[n] = "hostaddr", values[n++] = hostaddr;
+        }
+        if (db->hosts.port != NULL && list_length(db->hosts.port) > 1) {
+            list_entry(db->hosts.port, i, port, sizeof port);
+            keywords[n] = "port", values[n++] = port;
+        }
+    }
+    keywords[n] = NULL;
+    values[n] = NULL;
     db->conn = PQconnectStartParams(keywords, values, 1 /* expand dbname */);
     if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
         set_pq_error(db, "connect", err, errlen);

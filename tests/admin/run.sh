@@ -200,14 +200,7 @@ check "the URL masked, no secret" \
 # wait for ever; greet-admin gives each host 10 s (a URL's own
 # connect_timeout wins).
 stall_port=$(free_port)
-/usr/bin/python3 -c 'import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
-held = []
-while True:
-    held.append(s.accept()[0])' "$stall_port" &
-stall_pid=$!
-wait_for 10 bash -c "(exec 3<>/dev/tcp/127.0.0.1/$stall_port) 2>/dev/null"
+start_stall_server "$stall_port"
 started=$SECONDS
 DATABASE_URL="postgresql://greet@127.0.0.1:$stall_port/greet" timeout 60 "$BIN/greet-admin" migrate \
     --sql-dir "$ROOT/sql" >/dev/null 2>"$WORK/mig-stall.err"
@@ -218,7 +211,7 @@ started=$SECONDS
 DATABASE_URL="postgresql://greet@127.0.0.1:$stall_port/greet?connect_timeout=2" timeout 60 \
     "$BIN/greet-admin" migrate --sql-dir "$ROOT/sql" >/dev/null 2>&1
 check "  the URL's own connect_timeout=2 wins (done within 6 s)" [ $((SECONDS - started)) -le 6 ]
-kill "$stall_pid" && wait "$stall_pid" 2>/dev/null
+stop_pids "$STALL_PID"
 
 # Four runs at once on an empty database.  001 holds the lock a while, so
 # the others must wait; 003 cannot run in a transaction (CREATE INDEX

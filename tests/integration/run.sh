@@ -354,6 +354,24 @@ wait "$locker"
 wait "$producer"
 check_eq "its jobs are redelivered and answered" "$?" 0
 
+echo "# a DATABASE_URL of two hosts, the first one stalled"
+# libpq moves to the next host only when one fails; a host that takes the
+# connection and says nothing would hold every attempt for ever.  The
+# worker gives libpq one host per attempt, the next after one that did
+# not end connected: after one connect timeout (10 s), the second host.
+stop_pids "${WORKER_PIDS[@]}"
+WORKER_PIDS=()
+stall_port=$(free_port)
+start_stall_server "$stall_port"
+start_worker w-hosts DATABASE_URL="postgresql://greet_worker@127.0.0.1:$stall_port,127.0.0.1:$PG_PORT/greet?sslmode=disable"
+check "a worker with a stalled first database host reaches the second" \
+    wait_for 30 grep -q 'event=db.connected' "$WORK/w-hosts.log"
+check_eq "  after one timed-out attempt at the first" \
+    "$(grep -c 'event=db.lost.*connect timed out' "$WORK/w-hosts.log")" 1
+check_eq "  and answers a job" "$(send --job-id hosts-1 --user-id 1 | jq -r .status)" ok
+stop_pids "$STALL_PID" "${WORKER_PIDS[@]}"
+WORKER_PIDS=()
+
 echo "# docker-compose.yml"
 if command -v docker-compose >/dev/null 2>&1; then
     check "docker-compose config validates" docker-compose -f "$ROOT/docker-compose.yml" config -q

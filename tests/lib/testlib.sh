@@ -124,3 +124,19 @@ start_worker() {
     WORKER_PIDS+=("$LAST_PID")
     wait_for 10 grep -q 'event=consumer.started' "$WORK/$name.log"
 }
+
+# start_stall_server PORT: a server on 127.0.0.1:PORT that takes every
+# connection and never says a word (a host frozen after accept, a
+# half-open link); sets STALL_PID, for the caller to stop.
+start_stall_server() {
+    /usr/bin/python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])' "$1" &
+    STALL_PID=$!
+    wait_for 10 bash -c "(exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null"
+}
