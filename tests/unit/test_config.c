@@ -440,6 +440,7 @@ START_TEST(test_tls_file_fifo)
         CONFIG_ERROR);
     ck_assert_msg(strstr(err, "a named pipe, not a file") != NULL && strstr(err, fifo) != NULL,
                   "%s", err);
+    config_free(&cfg);
     unlink(fifo);
     rmdir(dir);
 }
